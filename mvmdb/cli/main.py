@@ -1,0 +1,100 @@
+"""The ``mvm`` command: a click group whose subcommands live in their own modules.
+
+Subcommands are imported only when used (``LazyGroup``) so ``mvm --help`` and quick
+commands start fast. Every command resolves the database the same way
+(``--db`` > ``MVMDB_URL`` > embedded server, see :mod:`mvmdb.db.engine`).
+Errors the user can fix (:class:`mvmdb.errors.MvmdbError`) print as one line
+``mvm: error: ...`` with exit status 1; ``-v`` shows the traceback too.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+
+import click
+
+from mvmdb import __version__
+from mvmdb.errors import MvmdbError
+
+# name -> "module:attribute" of a click command; each module owns its command.
+COMMANDS: dict[str, str] = {
+    "init": "mvmdb.cli.database:init",
+    "status": "mvmdb.cli.database:status",
+    "db": "mvmdb.cli.database:db",
+    "skycell": "mvmdb.cli.skycell:skycell",
+    "simulate": "mvmdb.cli.simulate:simulate",
+    "ingest": "mvmdb.cli.ingest:ingest",
+    "plan": "mvmdb.cli.plan:plan",
+    "process": "mvmdb.cli.process:process",
+    "worker": "mvmdb.cli.process:worker",
+    "coverage": "mvmdb.cli.coverage:coverage",
+    "preview": "mvmdb.cli.preview:preview",
+    "demo": "mvmdb.cli.demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports each subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(name for name in COMMANDS if _module_exists(COMMANDS[name]))
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None or not _module_exists(target):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MvmdbError as exc:
+            if ctx.obj and ctx.obj.get("verbose"):
+                logging.getLogger("mvmdb").exception("error")
+            click.echo(f"mvm: error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def _module_exists(target: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(target.split(":")[0]) is not None
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option(
+    "--db",
+    "db_url",
+    metavar="URL",
+    help="PostgreSQL URL (postgresql+psycopg://user@host:port/db). Default: $MVMDB_URL, else an embedded "
+    "PostgreSQL in $MVMDB_HOME (started on demand).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(__version__, prog_name="mvm")
+@click.pass_context
+def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
+    """mvm: catalog, plan and process Hubble multi-visit mosaics (MVM).
+
+    \b
+    The nightly flow:
+      mvm ingest /data/hst            files -> catalog (exposures, chips, sky cells, layers)
+      mvm plan --out pollers/         layers with NEW members -> poller files + jobs
+      mvm process --queue             drizzle planned layers -> products; members -> OLD
+      mvm coverage                    what the catalog covers, as tables, maps and MOCs
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["db_url"] = db_url
+    ctx.obj["verbose"] = verbose
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main() -> None:
+    cli(prog_name="mvm")
+
+
+if __name__ == "__main__":
+    main()
