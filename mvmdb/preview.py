@@ -1,0 +1,152 @@
+"""Quick-look PNGs of products: asinh-stretched layers and colour composites.
+
+Pure array work (numpy) plus PNG writing through matplotlib's Agg image writer; the
+caller hands in arrays or product paths. Pixels with no data (NaN in SCI) are shown
+black in single layers and transparent-black in composites.
+
+The stretch: ``asinh((v - lo) / soft) / asinh((hi - lo) / soft)`` clipped to [0, 1], with
+``lo``/``hi`` robust percentiles of the finite pixels and ``soft`` a fraction of the
+range, which keeps faint sky visible while bright stars do not saturate at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+#: Largest side (pixels) of a written preview; bigger layers are block-averaged down.
+MAX_PREVIEW_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """Percentile-based asinh stretch parameters (percentiles in 0..100)."""
+
+    low_pct: float = 1.0
+    high_pct: float = 99.8
+    softening: float = 0.05  # fraction of (hi - lo) where asinh turns from linear to log
+
+
+def asinh_stretch(image: np.ndarray, stretch: Stretch = Stretch()) -> np.ndarray:
+    """Map ``image`` to [0, 1] float32 with an asinh stretch; NaN stays NaN."""
+    data = np.asarray(image, dtype=np.float64)
+    finite = np.isfinite(data)
+    if not finite.any():
+        return np.full(data.shape, np.nan, dtype=np.float32)
+    lo, hi = np.percentile(data[finite], [stretch.low_pct, stretch.high_pct])
+    if not hi > lo:
+        hi = lo + 1.0
+    soft = stretch.softening * (hi - lo)
+    scaled = np.arcsinh((data - lo) / soft) / np.arcsinh((hi - lo) / soft)
+    return np.clip(scaled, 0.0, 1.0).astype(np.float32)
+
+
+def block_reduce(image: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> np.ndarray:
+    """Average ``image`` over square blocks so neither side exceeds ``max_side`` (NaN-aware)."""
+    factor = int(np.ceil(max(image.shape) / max_side))
+    if factor <= 1:
+        return image
+    ny, nx = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
+    blocks = image[:ny, :nx].reshape(ny // factor, factor, nx // factor, factor)
+    with np.errstate(invalid="ignore"):
+        counts = np.isfinite(blocks).sum(axis=(1, 3))
+        sums = np.nansum(blocks, axis=(1, 3))
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def layer_rgb(image: np.ndarray, stretch: Stretch = Stretch()) -> np.ndarray:
+    """Grey RGB (uint8, H x W x 3) of one layer, origin at the bottom (north up)."""
+    grey = asinh_stretch(block_reduce(image), stretch)
+    grey = np.nan_to_num(grey, nan=0.0)
+    rgb = np.repeat((grey * 255).round().astype(np.uint8)[..., None], 3, axis=2)
+    return rgb[::-1]
+
+
+def composite_rgb(red: np.ndarray, green: np.ndarray, blue: np.ndarray, stretch: Stretch = Stretch()) -> np.ndarray:
+    """Colour composite (uint8, H x W x 3) of three pixel-aligned layers (reddest filter first)."""
+    shapes = {red.shape, green.shape, blue.shape}
+    if len(shapes) != 1:
+        raise ValueError(f"composite needs pixel-aligned layers of one shape, got {sorted(shapes)}")
+    channels = [np.nan_to_num(asinh_stretch(block_reduce(c), stretch), nan=0.0) for c in (red, green, blue)]
+    rgb = np.stack([(c * 255).round().astype(np.uint8) for c in channels], axis=2)
+    return rgb[::-1]
+
+
+def write_png(rgb: np.ndarray, path: str | Path) -> Path:
+    """Write an H x W x 3 uint8 array as PNG (no display needed)."""
+    from matplotlib import image as mimage
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mimage.imsave(path, rgb)
+    return path
+
+
+def read_sci(path: str | Path) -> np.ndarray:
+    """The SCI array of a product file (float32, counts/s, NaN where no data)."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=True) as hdul:
+        return np.array(hdul["SCI"].data, dtype=np.float32)
+
+
+def filter_wavelength_nm(filter_name: str, detector: str) -> float:
+    """A sortable wavelength (nm) for a filter like ``f775w`` on ``detector`` (NaN if unknown).
+
+    HST names optical/UV filters in nm (F475W, F140LP) and WFC3/IR filters in tens of nm
+    (F160W is 1.6 micron), so the detector decides the unit.
+    """
+    digits = "".join(ch for ch in filter_name.split("-")[0] if ch.isdigit())
+    if not digits:
+        return float("nan")
+    return float(digits) * (10.0 if detector.upper() == "IR" else 1.0)
+
+
+@dataclass(frozen=True)
+class ProductRef:
+    """What the previews need to know about one product file."""
+
+    layer: str  # product basename, e.g. hst_skycell-p1889x07y19_acs_wfc_f775w_all
+    skycell: str
+    detector: str
+    filter: str
+    scale: str  # fine | coarse
+    path: Path
+
+
+def choose_composite(products: Sequence[ProductRef]) -> tuple[ProductRef, ProductRef, ProductRef] | None:
+    """Pick (red, green, blue) among >= 3 fine layers of distinct filters: reddest, middle, bluest."""
+    by_wave: dict[float, ProductRef] = {}
+    for p in products:
+        wave = filter_wavelength_nm(p.filter, p.detector)
+        if p.scale == "fine" and np.isfinite(wave):
+            by_wave.setdefault(wave, p)
+    if len(by_wave) < 3:
+        return None
+    ordered = [by_wave[w] for w in sorted(by_wave)]
+    return ordered[-1], ordered[len(ordered) // 2], ordered[0]
+
+
+def write_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[Path]:
+    """One grey PNG per product and one colour PNG per sky cell with >= 3 fine filters.
+
+    Files: ``<out_dir>/<layer>.png`` and ``<out_dir>/<skycell>_color.png``. All fine layers
+    of a sky cell share one pixel grid (the common trimmed box), so they stack directly.
+    """
+    out_dir = Path(out_dir)
+    written = []
+    for p in products:
+        written.append(write_png(layer_rgb(read_sci(p.path)), out_dir / f"{p.layer}.png"))
+    by_cell: dict[str, list[ProductRef]] = {}
+    for p in products:
+        by_cell.setdefault(p.skycell, []).append(p)
+    for skycell, refs in sorted(by_cell.items()):
+        chosen = choose_composite(refs)
+        if chosen is None:
+            continue
+        red, green, blue = (read_sci(p.path) for p in chosen)
+        written.append(write_png(composite_rgb(red, green, blue), out_dir / f"{skycell}_color.png"))
+    return written
