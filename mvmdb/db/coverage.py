@@ -1,0 +1,230 @@
+"""Coverage queries: the coverage views, exposures at a position or in a cone, HEALPix ranges.
+
+The views (``v_layer_coverage``, ``v_projection_cell_coverage``, ``v_filter_area``) are
+made by migration 0002 and described in ``schema/views.sql``. Position queries compute
+HEALPix pixels/ranges at order 29 with healpy (:mod:`mvmdb.sky.coverage_maps`), find
+candidate chips through the SP-GiST index on ``chip_hpx.hpx`` (``@>`` a pixel, ``&&`` a
+range), then refine exactly against the stored chip polygons.
+
+Rows are plain dicts whose keys are the tuples below (the CLI's ``--json`` keys).
+Units: degrees, seconds, deg²; dates are ISO ``datetime.date``. Exposures with an
+``excluded_reason`` are never returned as coverage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from numpy.typing import NDArray
+
+from mvmdb.sky.coverage_maps import (
+    HPX_ORDER,
+    as_ranges,
+    cone_ranges,
+    order_of_nside,
+    point_pixel,
+    polygon_contains,
+    polygon_distance_deg,
+)
+
+Row = dict[str, Any]
+
+FILTER_AREA_KEYS = (
+    "instrument",
+    "detector",
+    "filter",
+    "n_exposures",
+    "n_excluded",
+    "total_exptime_s",
+    "area_deg2",
+    "footprint_sum_deg2",
+)
+LAYER_KEYS = (
+    "layer_name",
+    "sky_cell_name",
+    "instrument",
+    "detector",
+    "filter",
+    "scale",
+    "n_exposures",
+    "n_new",
+    "total_exptime_s",
+    "median_exptime_s",
+    "first_date",
+    "last_date",
+    "proposals",
+    "product_status",
+)
+PROJECTION_CELL_KEYS = (
+    "projection_cell_id",
+    "ra_deg",
+    "dec_deg",
+    "n_sky_cells",
+    "n_exposures",
+    "n_excluded",
+    "n_layers",
+    "n_products",
+)
+EXPOSURE_KEYS = (
+    "exposure_id",
+    "ipppssoot",
+    "filetype",
+    "instrument",
+    "detector",
+    "filter",
+    "exptime_s",
+    "date_obs",
+    "proposid",
+)
+
+_FILTER = "(CAST(:filter AS text) IS NULL OR {column} = CAST(:filter AS text))"
+
+
+def _filter(value: str | None) -> str | None:
+    """Filters are stored normalized, lower case."""
+    return value.strip().lower() if value else None
+
+
+def _rows(engine: sa.Engine, sql: str, keys: Sequence[str], **params: Any) -> list[Row]:
+    with engine.connect() as conn:
+        result = conn.execute(sa.text(sql), params)
+        return [{key: row[key] for key in keys} for row in result.mappings()]
+
+
+def filter_areas(engine: sa.Engine, *, filter: str | None = None) -> list[Row]:
+    """``v_filter_area`` rows (keys :data:`FILTER_AREA_KEYS`), by instrument, detector, filter."""
+    sql = f"""
+        SELECT * FROM v_filter_area
+        WHERE {_FILTER.format(column="filter")}
+        ORDER BY instrument, detector, filter
+    """
+    return _rows(engine, sql, FILTER_AREA_KEYS, filter=_filter(filter))
+
+
+def layer_coverage(engine: sa.Engine, *, sky_cell: str | None = None, filter: str | None = None) -> list[Row]:
+    """``v_layer_coverage`` rows (keys :data:`LAYER_KEYS`), optionally of one sky cell (by name)."""
+    sql = f"""
+        SELECT * FROM v_layer_coverage
+        WHERE (CAST(:sky_cell AS text) IS NULL OR sky_cell_name = CAST(:sky_cell AS text))
+          AND {_FILTER.format(column="filter")}
+        ORDER BY sky_cell_name, instrument, detector, filter, scale
+    """
+    return _rows(engine, sql, LAYER_KEYS, sky_cell=sky_cell, filter=_filter(filter))
+
+
+def projection_cell_coverage(engine: sa.Engine) -> list[Row]:
+    """``v_projection_cell_coverage`` rows (keys :data:`PROJECTION_CELL_KEYS`)."""
+    sql = "SELECT * FROM v_projection_cell_coverage ORDER BY projection_cell_id"
+    return _rows(engine, sql, PROJECTION_CELL_KEYS)
+
+
+def sky_cell_exists(engine: sa.Engine, name: str) -> bool:
+    """Whether the catalog has the sky cell ``name`` (sky cells appear when an exposure touches them)."""
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT 1 FROM sky_cell WHERE name = :name"), {"name": name}).first() is not None
+
+
+_CANDIDATE_CHIPS = f"""
+    SELECT DISTINCT ON (c.id)
+        c.id AS chip_id, c.ra_deg AS chip_ra_deg, c.dec_deg AS chip_dec_deg,
+        e.id AS exposure_id, e.ipppssoot, e.filetype, e.instrument, e.detector, e.filter,
+        e.exptime AS exptime_s, e.date_obs, e.proposid, e.expstart
+    FROM chip_hpx AS h
+    {{match}}
+    JOIN chip AS c ON c.id = h.chip_id
+    JOIN exposure AS e ON e.id = c.exposure_id
+    WHERE {{where}} e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+    ORDER BY c.id
+"""
+
+
+def _refined(rows: Sequence[sa.RowMapping], keep: Callable[[sa.RowMapping], bool]) -> list[Row]:
+    """Exposures having a candidate chip that ``keep`` accepts, by start time."""
+    found: dict[int, sa.RowMapping] = {}
+    for row in rows:
+        if row["exposure_id"] not in found and keep(row):
+            found[row["exposure_id"]] = row
+    ordered = sorted(found.values(), key=lambda r: (r["expstart"] is None, r["expstart"], r["exposure_id"]))
+    return [{key: row[key] for key in EXPOSURE_KEYS} for row in ordered]
+
+
+def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: str | None = None) -> list[Row]:
+    """Usable exposures with a chip whose footprint polygon contains (ra, dec), degrees.
+
+    Candidates: chips whose order-29 ranges contain the position's pixel
+    (``hpx @> pixel``); then the exact point-in-polygon test on the chip footprint.
+    """
+    sql = _CANDIDATE_CHIPS.format(match="", where="h.hpx @> CAST(:pixel AS bigint) AND")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql), {"pixel": point_pixel(ra_deg, dec_deg), "filter": _filter(filter)})
+        rows = rows.mappings().all()
+    return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg))
+
+
+def exposures_in_cone(
+    engine: sa.Engine, ra_deg: float, dec_deg: float, radius_deg: float, *, filter: str | None = None
+) -> list[Row]:
+    """Usable exposures with a chip footprint within ``radius_deg`` of (ra, dec), degrees.
+
+    Candidates: chips whose ranges overlap (``&&``) the cone's HEALPix cover (healpy
+    ``query_disc``, inclusive); then the exact polygon-to-point distance.
+    """
+    ranges = cone_ranges(ra_deg, dec_deg, radius_deg)
+    match = "JOIN unnest(CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS q(lo, hi) ON h.hpx && int8range(q.lo, q.hi)"
+    params = {"lo": ranges[:, 0].tolist(), "hi": ranges[:, 1].tolist(), "filter": _filter(filter)}
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(_CANDIDATE_CHIPS.format(match=match, where="")), params).mappings().all()
+    return _refined(
+        rows, lambda r: polygon_distance_deg(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg) <= radius_deg
+    )
+
+
+def coverage_ranges(engine: sa.Engine, *, filter: str | None = None) -> NDArray[np.int64]:
+    """The union of the usable exposures' chip ranges (order 29, merged, sorted), shape ``(n, 2)``."""
+    sql = f"""
+        SELECT lower(r) AS lo, upper(r) AS hi
+        FROM (
+            SELECT range_agg(h.hpx) AS covered
+            FROM chip_hpx AS h
+            JOIN chip AS c ON c.id = h.chip_id
+            JOIN exposure AS e ON e.id = c.exposure_id
+            WHERE e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+        ) AS u, unnest(u.covered) AS r
+        ORDER BY lo
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql), {"filter": _filter(filter)}).all()
+    return as_ranges(rows)
+
+
+def exposure_ranges(
+    engine: sa.Engine, nside: int, *, filter: str | None = None
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+    """Per usable exposure, its chips' ranges widened to whole pixels at ``nside``.
+
+    Returns ``(ranges, exposure_ids, exptimes_s)``, one row per merged range: order-29
+    ranges aligned to ``nside``'s pixels, enough for :func:`coverage_map` at that nside
+    and far fewer rows than the chips' own ranges.
+    """
+    shift = 2 * (HPX_ORDER - order_of_nside(nside))
+    sql = f"""
+        SELECT x.exposure_id, x.exptime, lower(r) AS lo, upper(r) AS hi
+        FROM (
+            SELECT e.id AS exposure_id, e.exptime,
+                   range_agg(int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int),
+                                       (((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))) AS covered
+            FROM chip_hpx AS h
+            JOIN chip AS c ON c.id = h.chip_id
+            JOIN exposure AS e ON e.id = c.exposure_id
+            WHERE e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+            GROUP BY e.id
+        ) AS x, unnest(x.covered) AS r
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql), {"shift": shift, "filter": _filter(filter)}).all()
+    ids = np.array([r.exposure_id for r in rows], dtype=np.int64)
+    exptimes = np.array([r.exptime for r in rows], dtype=np.float64)
+    return as_ranges([(r.lo, r.hi) for r in rows]), ids, exptimes
