@@ -1,0 +1,67 @@
+"""``mvm plan``: layers with NEW members -> poller files + queued jobs (see :mod:`mvmdb.plan`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from mvmdb.cli.context import echo_json, engine
+from mvmdb.plan import DEFAULT_OUT, PollerFile
+from mvmdb.plan import plan as run_plan
+
+
+@click.command()
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_OUT,
+    show_default=True,
+    help="Directory for the <skycell-name>_mvm_poller.txt files.",
+)
+@click.option(
+    "--skycell",
+    "skycells",
+    multiple=True,
+    metavar="NAME",
+    help="Plan only this sky cell (skycell-p1889x07y19 or p1889x07y19); repeatable.",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would be planned; write no file, queue no job.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per poller file on stdout.")
+@click.pass_context
+def plan(ctx: click.Context, out_dir: Path, skycells: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
+    """Write a poller file and queue one job per sky cell with a layer that has NEW members.
+
+    Each poller lists every member of the sky cell's affected layers (NEW and OLD), in the
+    archive's 10-column format. Planning again extends the queued job instead of adding one.
+    """
+    pollers = run_plan(engine(ctx), out_dir, skycells=list(skycells) or None, dry_run=dry_run)
+    if as_json:
+        for poller in pollers:
+            echo_json(poller.to_json())
+        return
+    _summary(pollers, dry_run)
+
+
+def _summary(pollers: list[PollerFile], dry_run: bool) -> None:
+    console = Console()
+    if not pollers:
+        console.print("nothing to plan: no layer has NEW members")
+        return
+    table = Table("sky cell", "layers", "NEW", "OLD", "job", "poller", box=None)
+    for p in pollers:
+        job = p.job_action if p.job_id is None else f"{p.job_id} ({p.job_action})"
+        table.add_row(p.skycell, str(len(p.layers)), str(p.new), str(p.old), job, str(p.path))
+    console.print(table)
+    new = sum(p.new for p in pollers)
+    old = sum(p.old for p in pollers)
+    verb = "would write" if dry_run else "wrote"
+    line = f"{verb} {len(pollers)} poller file(s): {new} NEW and {old} OLD rows"
+    if not dry_run:
+        actions = Counter(p.job_action for p in pollers)
+        line += "; jobs " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+    console.print(line)

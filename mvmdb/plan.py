@@ -1,0 +1,270 @@
+"""Plan: layers with NEW members -> archive-format poller files and queued jobs.
+
+A layer (sky cell + instrument + detector + filter + scale) needs drawing when at least
+one of its members is NEW. :func:`plan` runs the plan query (``schema/plan.sql``,
+statement ``plan_rows``), which answers that from the partial index
+``ix_layer_member_new`` and expands each such layer to *all* its members: a layer is
+always redrawn from every member, NEW ones listed as NEW and already drawn ones as OLD
+(the archive's documented intent, spec §1.2 item 4 and §5.7). Layers of a sky cell
+without a NEW member are not listed.
+
+One poller file and ONE JOB PER SKY CELL
+----------------------------------------
+The common trimmed box is a property of the sky cell, not of a layer: all layers of a
+sky cell must stay pixel-aligned on one sub-array (spec §5.4). So one job draws all
+affected layers of a sky cell together and, if their exposures make the box grow,
+re-embeds the sky cell's other layers in the larger box. Hence one poller file per sky
+cell, ``<out>/<skycell-name>_mvm_poller.txt``, listing every member of the affected layers
+once (an exposure in both the fine and the coarse WFC3/IR layer is one line, NEW if it
+is NEW in either), and one job per sky cell.
+
+Jobs (``schema/plan.sql``, statement ``enqueue_jobs``) are enqueued idempotently with
+``INSERT ... ON CONFLICT (sky_cell_id) WHERE state = 'queued' DO UPDATE``:
+
+* planning twice with nothing new changes nothing;
+* planning after new ingests *extends* the queued job: its ``generation`` is raised to
+  the highest NEW member generation now planned and its ``poller_path`` updated;
+* a running job is never touched: a new queued job is added beside it (the partial
+  unique index allows one queued job per sky cell), unless the running job's
+  generation already covers every NEW member planned (then nothing is queued).
+
+A job's ``generation`` is the highest generation among the NEW members its poller lists;
+finishing it flips to OLD only memberships with ``generation <= job.generation``.
+
+Files are written before jobs are committed, so a queued job never names a missing
+poller; runs of ``plan`` are serialized by a transaction-level advisory lock so that two
+planners cannot interleave writes of one sky cell's poller.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mvmdb.errors import MvmdbError
+from mvmdb.poller import PollerRow, skycell_problem, write_poller
+
+PLAN_SQL = Path(__file__).resolve().parents[1] / "schema" / "plan.sql"
+"""The planner's SQL, kept readable beside the DDL."""
+
+POLLER_SUFFIX = "_mvm_poller.txt"
+"""Poller file name: ``<skycell-name>_mvm_poller.txt``."""
+
+PLAN_LOCK_KEY = 0x6D766D_706C616E  # "mvm" "plan"
+"""Key of the transaction-level advisory lock that serializes planners."""
+
+DEFAULT_OUT = Path("pollers")
+
+
+class PlanError(MvmdbError):
+    """The catalog cannot be planned as asked (bad sky cell name, incomplete exposure row)."""
+
+
+@dataclass(frozen=True)
+class PollerFile:
+    """One sky cell's plan: its poller file, the layers it redraws and its job."""
+
+    skycell: str
+    sky_cell_id: int
+    path: Path
+    layers: tuple[str, ...]
+    rows: tuple[PollerRow, ...] = field(repr=False)
+    generation: int
+    job_id: int | None = None
+    job_action: str = "none"  # created | extended | unchanged | running | dry-run
+
+    @property
+    def new(self) -> int:
+        return sum(1 for row in self.rows if row.is_new)
+
+    @property
+    def old(self) -> int:
+        return len(self.rows) - self.new
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``mvm plan --json`` object (keys ``skycell``, ``poller``, ``layers``, ``new``, ``old`` are a contract)."""
+        return {
+            "skycell": self.skycell,
+            "poller": str(self.path),
+            "layers": list(self.layers),
+            "new": self.new,
+            "old": self.old,
+            "job": self.job_id,
+            "job_action": self.job_action,
+            "generation": self.generation,
+        }
+
+
+# -- SQL --------------------------------------------------------------------------------
+
+
+@functools.cache
+def statements() -> dict[str, str]:
+    """The named statements of ``schema/plan.sql`` (full-line ``--`` comments removed)."""
+    sql: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in PLAN_SQL.read_text().splitlines():
+        header = re.fullmatch(r"--\s*name\s+(\w+)\s*", line.strip())
+        if header:
+            current = sql.setdefault(header.group(1), [])
+        elif current is not None and not line.strip().startswith("--"):
+            current.append(line)
+    return {name: "\n".join(lines).strip().rstrip(";") for name, lines in sql.items()}
+
+
+def statement(name: str) -> sa.TextClause:
+    return sa.text(statements()[name])
+
+
+def plan_rows(conn: sa.Connection, skycells: Sequence[str] | None = None) -> list[sa.Row]:
+    """Run the plan query: one row per (sky cell, exposure) of every layer with NEW members."""
+    return list(conn.execute(statement("plan_rows"), {"skycells": list(skycells) if skycells else None}))
+
+
+# -- plan -------------------------------------------------------------------------------
+
+
+def normalize_skycells(names: Iterable[str]) -> list[str]:
+    """Accept ``skycell-p1889x07y19`` or ``p1889x07y19``; raise :class:`PlanError` on bad names."""
+    out: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if re.fullmatch(r"p\d{4}x\d{2}y\d{2}", name):
+            name = f"skycell-{name}"
+        if (problem := skycell_problem(name)) is not None:
+            raise PlanError(problem)
+        if name not in out:
+            out.append(name)
+    return out
+
+
+def poller_path(out_dir: Path, skycell: str) -> Path:
+    """Where a sky cell's poller goes: ``<out>/<skycell-name>_mvm_poller.txt`` (absolute)."""
+    return (out_dir / f"{skycell}{POLLER_SUFFIX}").resolve()
+
+
+def build_pollers(rows: Iterable[sa.Row], out_dir: Path) -> list[PollerFile]:
+    """Group plan rows (ordered by sky cell, file name) into one :class:`PollerFile` per sky cell."""
+    pollers: list[PollerFile] = []
+    current: list[sa.Row] = []
+
+    def flush() -> None:
+        if not current:
+            return
+        first = current[0]
+        layers: set[str] = set()
+        lines = []
+        for r in current:
+            layers.update(r.layers)
+            lines.append(_poller_row(r))
+        pollers.append(
+            PollerFile(
+                skycell=first.skycell,
+                sky_cell_id=first.sky_cell_id,
+                path=poller_path(out_dir, first.skycell),
+                layers=tuple(sorted(layers)),
+                rows=tuple(lines),
+                generation=max(r.new_generation for r in current if r.new_generation is not None),
+            )
+        )
+        current.clear()
+
+    for row in rows:
+        if current and row.sky_cell_id != current[0].sky_cell_id:
+            flush()
+        current.append(row)
+    flush()
+    return pollers
+
+
+def _poller_row(r: sa.Row) -> PollerRow:
+    if r.proposal_id is None:
+        raise PlanError(f"exposure {r.path} has no PROPOSID in the catalog: cannot write its poller line")
+    return PollerRow(
+        filename=r.filename,
+        proposal_id=r.proposal_id,
+        program_id=r.program_id.upper(),
+        obset_id=r.obset_id.upper(),
+        exptime=float(r.exptime),
+        filters=r.filter.upper(),
+        detector=r.detector.upper(),
+        skycell=r.skycell,
+        status=r.status,
+        path=r.path,
+    )
+
+
+def enqueue_jobs(conn: sa.Connection, pollers: Sequence[PollerFile]) -> list[PollerFile]:
+    """Create or extend one queued job per poller (see the module docstring); return the pollers with their jobs."""
+    if not pollers:
+        return []
+    ids = [p.sky_cell_id for p in pollers]
+    params = {
+        "sky_cell_ids": ids,
+        "generations": [p.generation for p in pollers],
+        "poller_paths": [str(p.path) for p in pollers],
+    }
+    changed = {r.sky_cell_id: r for r in conn.execute(statement("enqueue_jobs"), params)}
+    open_jobs = {r.sky_cell_id: r for r in conn.execute(statement("open_jobs"), {"sky_cell_ids": ids})}
+    result = []
+    for p in pollers:
+        if p.sky_cell_id in changed:
+            job = changed[p.sky_cell_id]
+            action = "created" if job.created else "extended"
+            job_id = job.id
+        else:
+            job = open_jobs.get(p.sky_cell_id)
+            job_id = job.id if job is not None else None
+            action = "unchanged" if job is not None and job.state == "queued" else "running"
+        result.append(_with_job(p, job_id, action))
+    return result
+
+
+def _with_job(p: PollerFile, job_id: int | None, action: str) -> PollerFile:
+    return replace(p, job_id=job_id, job_action=action)
+
+
+def plan(
+    engine: sa.Engine,
+    out_dir: str | Path = DEFAULT_OUT,
+    *,
+    skycells: Sequence[str] | None = None,
+    dry_run: bool = False,
+) -> list[PollerFile]:
+    """Write a poller file and enqueue a job for every sky cell with a layer that has NEW members.
+
+    ``skycells`` restricts the plan to those sky cells (names with or without the
+    ``skycell-`` prefix). With ``dry_run`` nothing is written and no job is touched; the
+    returned pollers say what would be written (``job_action == "dry-run"``).
+    Returns one :class:`PollerFile` per sky cell, ordered by sky cell name.
+    """
+    out = Path(out_dir)
+    names = normalize_skycells(skycells) if skycells else None
+    with engine.begin() as conn:
+        if not dry_run:
+            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PLAN_LOCK_KEY)))
+        if names:
+            _require_known(conn, names)
+        pollers = build_pollers(plan_rows(conn, names), out)
+        if dry_run:
+            return [_with_job(p, None, "dry-run") for p in pollers]
+        for p in pollers:
+            write_poller(p.path, p.rows)
+        return enqueue_jobs(conn, pollers)
+
+
+def _require_known(conn: sa.Connection, names: Sequence[str]) -> None:
+    known = set(
+        conn.execute(
+            sa.text("SELECT name FROM sky_cell WHERE name = ANY (CAST(:names AS text[]))"), {"names": list(names)}
+        ).scalars()
+    )
+    missing = [n for n in names if n not in known]
+    if missing:
+        raise PlanError(f"unknown sky cell(s), not in the catalog: {', '.join(missing)}")

@@ -1,0 +1,93 @@
+-- The planner's SQL (mvmdb/plan.py loads this file and runs these statements as written).
+--
+-- Statements are separated by "-- name <statement>" lines. Bind parameters are written
+-- :like_this (SQLAlchemy text()); casts use CAST(...), not the double-colon form, so that
+-- they are not mistaken for parameters.
+
+
+-- name plan_rows
+-- The plan: every layer with at least one NEW member, expanded to the poller lines of
+-- its sky cell. A layer is always redrawn from all its members, so all members of an
+-- affected layer are listed: NEW ones as NEW, already drawn ones as OLD. An exposure in
+-- several affected layers of one sky cell (WFC3/IR fine and coarse) is one line, NEW if
+-- it is NEW in any of them. Layers without a NEW member are not listed.
+--
+-- dirty_layer reads only the partial index ix_layer_member_new (layer_id WHERE
+-- status = 'NEW'), which holds the NEW rows alone: a small fraction of layer_member in
+-- steady state, so the cost follows the work to do, not the size of the catalog.
+--
+-- :skycells is NULL (all sky cells) or an array of sky cell names.
+WITH dirty_layer AS (
+    SELECT DISTINCT layer_id
+    FROM layer_member
+    WHERE status = 'NEW'
+)
+SELECT
+    s.id                                                   AS sky_cell_id,
+    s.name                                                 AS skycell,
+    e.id                                                   AS exposure_id,
+    e.filename,
+    e.proposid                                             AS proposal_id,
+    e.program_id,
+    e.obset_id,
+    e.exptime,
+    e.filter,
+    e.detector,
+    CASE WHEN bool_or(m.status = 'NEW') THEN 'NEW' ELSE 'OLD' END AS status,
+    max(m.generation) FILTER (WHERE m.status = 'NEW')      AS new_generation,
+    array_agg(l.name ORDER BY l.name)                      AS layers,
+    e.path
+FROM dirty_layer         AS d
+JOIN layer               AS l ON l.id = d.layer_id
+JOIN sky_cell            AS s ON s.id = l.sky_cell_id
+JOIN layer_member        AS m ON m.layer_id = l.id
+JOIN exposure            AS e ON e.id = m.exposure_id
+WHERE CAST(:skycells AS text[]) IS NULL
+   OR s.name = ANY (CAST(:skycells AS text[]))
+GROUP BY s.id, e.id
+ORDER BY s.name COLLATE "C", e.filename COLLATE "C";
+
+
+-- name enqueue_jobs
+-- One queued job per planned sky cell, idempotently. The arrays give, per sky cell, the
+-- highest NEW member generation its poller covers and the poller's path.
+--   * no open job: a queued job is inserted;
+--   * a queued job exists (unique partial index uq_job_sky_cell_queued): it is extended,
+--     its generation raised to the new maximum and its poller path updated; planning
+--     twice with nothing new changes nothing (the DO UPDATE ... WHERE filters the row);
+--   * a running job exists: it is left alone and a new queued job is added beside it,
+--     unless the running job already covers every NEW member planned here.
+-- RETURNING gives the jobs inserted (created) or extended; the rest are unchanged.
+WITH planned AS (
+    SELECT *
+    FROM unnest(
+        CAST(:sky_cell_ids AS integer[]),
+        CAST(:generations AS bigint[]),
+        CAST(:poller_paths AS text[])
+    ) AS p (sky_cell_id, generation, poller_path)
+)
+INSERT INTO job AS j (sky_cell_id, generation, poller_path)
+SELECT p.sky_cell_id, p.generation, p.poller_path
+FROM planned AS p
+WHERE NOT EXISTS (
+    SELECT 1
+    FROM job AS r
+    WHERE r.sky_cell_id = p.sky_cell_id
+      AND r.state = 'running'
+      AND r.generation >= p.generation
+)
+ON CONFLICT (sky_cell_id) WHERE state = 'queued' DO UPDATE
+SET generation  = GREATEST(j.generation, EXCLUDED.generation),
+    poller_path = EXCLUDED.poller_path
+WHERE j.generation < EXCLUDED.generation
+   OR j.poller_path IS DISTINCT FROM EXCLUDED.poller_path
+RETURNING j.id, j.sky_cell_id, j.generation, (j.xmax = 0) AS created;
+
+
+-- name open_jobs
+-- The open job of each sky cell (the queued one if any, else the newest running one).
+SELECT DISTINCT ON (sky_cell_id) sky_cell_id, id, state, generation
+FROM job
+WHERE sky_cell_id = ANY (CAST(:sky_cell_ids AS integer[]))
+  AND state IN ('queued', 'running')
+ORDER BY sky_cell_id, (state = 'queued') DESC, id DESC;
