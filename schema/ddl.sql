@@ -10,6 +10,8 @@ CREATE TABLE exposure (
 	filetype VARCHAR(3) NOT NULL, 
 	filename TEXT NOT NULL, 
 	path TEXT NOT NULL, 
+	file_size BIGINT, 
+	file_mtime_ns BIGINT, 
 	instrument VARCHAR(8) NOT NULL, 
 	detector VARCHAR(8) NOT NULL, 
 	filter VARCHAR(40) NOT NULL, 
@@ -204,6 +206,10 @@ COMMENT ON COLUMN exposure.ipppssoot IS 'lower case rootname';
 COMMENT ON COLUMN exposure.filetype IS 'flt or flc';
 
 COMMENT ON COLUMN exposure.path IS 'absolute path';
+
+COMMENT ON COLUMN exposure.file_size IS 'bytes, when last read (re-ingest skips files whose path, size and mtime match)';
+
+COMMENT ON COLUMN exposure.file_mtime_ns IS 'file mtime when last read, ns since 1970';
 
 COMMENT ON COLUMN exposure.instrument IS 'upper case: ACS, WFC3, WFPC2';
 

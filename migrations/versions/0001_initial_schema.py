@@ -54,6 +54,8 @@ def upgrade() -> None:
     sa.Column('filetype', sa.String(length=3), nullable=False, comment='flt or flc'),
     sa.Column('filename', sa.Text(), nullable=False),
     sa.Column('path', sa.Text(), nullable=False, comment='absolute path'),
+    sa.Column('file_size', sa.BigInteger(), nullable=True, comment='bytes, when last read (re-ingest skips files whose path, size and mtime match)'),
+    sa.Column('file_mtime_ns', sa.BigInteger(), nullable=True, comment='file mtime when last read, ns since 1970'),
     sa.Column('instrument', sa.String(length=8), nullable=False, comment='upper case: ACS, WFC3, WFPC2'),
     sa.Column('detector', sa.String(length=8), nullable=False, comment='upper case: WFC, UVIS, IR, HRC, SBC, PC'),
     sa.Column('filter', sa.String(length=40), nullable=False, comment='normalized, lower case (f814w, f606w-pol60v)'),

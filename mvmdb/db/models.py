@@ -111,6 +111,10 @@ class Exposure(Base):
     filetype: Mapped[str] = mapped_column(sa.String(3), comment="flt or flc")
     filename: Mapped[str] = mapped_column(sa.Text)
     path: Mapped[str] = mapped_column(sa.Text, comment="absolute path")
+    file_size: Mapped[int | None] = mapped_column(
+        sa.BigInteger, comment="bytes, when last read (re-ingest skips files whose path, size and mtime match)"
+    )
+    file_mtime_ns: Mapped[int | None] = mapped_column(sa.BigInteger, comment="file mtime when last read, ns since 1970")
     instrument: Mapped[str] = mapped_column(sa.String(8), comment="upper case: ACS, WFC3, WFPC2")
     detector: Mapped[str] = mapped_column(sa.String(8), comment="upper case: WFC, UVIS, IR, HRC, SBC, PC")
     filter: Mapped[str] = mapped_column(sa.String(40), comment="normalized, lower case (f814w, f606w-pol60v)")
