@@ -1,6 +1,7 @@
 """Coverage arithmetic on HEALPix NESTED ranges: areas, all-sky maps, cones, exact refinement.
 
-Pure numpy (and healpy for pixel lookups); no database, no files.
+Pure numpy; healpy only for pixel lookups (imported there, so that importing this
+module, e.g. for a command's ``--help``, stays cheap). No database, no files.
 
 The catalog stores each chip's coverage as half-open ranges ``[lo, hi)`` of NESTED
 pixel indices at order :data:`HPX_ORDER` (29), the layout of healpix-alchemy: pixel
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import math
 
-import healpy as hp
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
@@ -122,6 +122,8 @@ def coverage_map(ranges: ArrayLike, owners: ArrayLike, weights: ArrayLike, nside
 
 def point_pixel(ra_deg: float, dec_deg: float) -> int:
     """The order-29 NESTED pixel containing (ra, dec), degrees."""
+    import healpy as hp
+
     return int(hp.ang2pix(2**HPX_ORDER, ra_deg, dec_deg, nest=True, lonlat=True))
 
 
@@ -135,6 +137,8 @@ def cone_order(radius_deg: float) -> int:
 
 def cone_ranges(ra_deg: float, dec_deg: float, radius_deg: float) -> NDArray[np.int64]:
     """Order-29 ranges covering the cone of ``radius_deg`` around (ra, dec) (a superset)."""
+    import healpy as hp
+
     order = cone_order(radius_deg)
     vec = hp.ang2vec(ra_deg, dec_deg, lonlat=True)
     pixels = hp.query_disc(2**order, vec, math.radians(radius_deg), inclusive=True, nest=True)

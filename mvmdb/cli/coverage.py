@@ -1,0 +1,167 @@
+"""``mvm coverage``: what the catalog covers, as tables/JSON, an all-sky map, or a MOC.
+
+Thin wrappers: the numbers come from :mod:`mvmdb.db.coverage`, the files from
+:mod:`mvmdb.report`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mvmdb.cli.context import echo_json, engine
+from mvmdb.db import coverage as cov
+from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
+from mvmdb.errors import MvmdbError
+
+MAX_NSIDE = 1024
+
+
+def _keys(keys: tuple[str, ...]) -> str:
+    return ", ".join(keys)
+
+
+HELP = f"""Coverage of the catalog's usable exposures (excluded ones are left out).
+
+\b
+With no selection: one row per instrument/detector/filter (view v_filter_area);
+area_deg2 is the union of the chips' HEALPix cover, footprint_sum_deg2 the sum of
+chip areas, n_excluded the exposures left out. Keys:
+  {_keys(FILTER_AREA_KEYS)}
+With --skycell NAME: one row per layer of that sky cell (view v_layer_coverage);
+product_status is none, current or stale (stale: the layer has NEW members). Keys:
+  {_keys(LAYER_KEYS)}
+With --ra/--dec: exposures whose chip footprint contains the position; with --radius
+too, exposures with a chip within RADIUS degrees. By start time. Keys:
+  {_keys(EXPOSURE_KEYS)}
+
+\b
+--json prints a JSON array, one object per row, with exactly those keys
+(exptime in s, areas in deg², dates as YYYY-MM-DD, null when unknown).
+Subcommands draw an all-sky map (map) or write a MOC (moc).
+"""
+
+
+def _no_selection(skycell: str | None, ra: float | None, dec: float | None, radius: float | None) -> None:
+    if skycell and (ra is not None or dec is not None):
+        raise click.UsageError("give either --skycell or --ra/--dec, not both")
+    if (ra is None) != (dec is None):
+        raise click.UsageError("--ra and --dec go together")
+    if radius is not None and ra is None:
+        raise click.UsageError("--radius needs --ra and --dec")
+
+
+@click.group(invoke_without_command=True, help=HELP)
+@click.option("--skycell", metavar="NAME", help="A sky cell, e.g. skycell-p1889x07y19.")
+@click.option("--ra", type=float, metavar="DEG", help="Right ascension, degrees (ICRS).")
+@click.option("--dec", type=click.FloatRange(-90, 90), metavar="DEG", help="Declination, degrees (ICRS).")
+@click.option("--radius", type=click.FloatRange(0, 180, min_open=True), metavar="DEG", help="Cone radius, degrees.")
+@click.option("--filter", "filter_", metavar="F", help="Only this filter (e.g. f814w; case-insensitive).")
+@click.option("--json", "as_json", is_flag=True, help="JSON array of objects instead of a table.")
+@click.pass_context
+def coverage(
+    ctx: click.Context,
+    skycell: str | None,
+    ra: float | None,
+    dec: float | None,
+    radius: float | None,
+    filter_: str | None,
+    as_json: bool,
+) -> None:
+    _no_selection(skycell, ra, dec, radius)
+    if ctx.invoked_subcommand is not None:
+        if skycell or ra is not None or filter_ or as_json:
+            raise click.UsageError(f"options before '{ctx.invoked_subcommand}' belong to the table; put them after it")
+        return
+    eng = engine(ctx)
+    if skycell:
+        if not cov.sky_cell_exists(eng, skycell):
+            raise MvmdbError(f"no sky cell {skycell!r} in the catalog (sky cells appear when an exposure touches them)")
+        rows, keys, title = cov.layer_coverage(eng, sky_cell=skycell, filter=filter_), LAYER_KEYS, skycell
+    elif ra is not None and dec is not None:
+        if radius is None:
+            rows, title = cov.exposures_at(eng, ra, dec, filter=filter_), f"exposures at RA {ra} Dec {dec}"
+        else:
+            rows = cov.exposures_in_cone(eng, ra, dec, radius, filter=filter_)
+            title = f"exposures within {radius} deg of RA {ra} Dec {dec}"
+        keys = EXPOSURE_KEYS
+    else:
+        rows, keys, title = cov.filter_areas(eng, filter=filter_), FILTER_AREA_KEYS, "area covered per filter"
+    if as_json:
+        echo_json([{key: _json_value(row[key]) for key in keys} for row in rows])
+    else:
+        _print_table(title, keys, rows)
+
+
+def _json_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _print_table(title: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*keys, title=f"{title}: {len(rows)} row{'' if len(rows) == 1 else 's'}", box=None)
+    for row in rows:
+        table.add_row(*(_cell(row[key]) for key in keys))
+    console = Console()
+    if not console.is_terminal:  # piped or captured: don't squeeze the columns into 80
+        console.width = 240
+    console.print(table)
+
+
+def _nside(ctx: click.Context, param: click.Parameter, value: int) -> int:
+    if value < 1 or value > MAX_NSIDE or value & (value - 1):
+        raise click.BadParameter(f"must be a power of two from 1 to {MAX_NSIDE}")
+    return value
+
+
+@coverage.command("map")
+@click.option("--filter", "filter_", metavar="F", help="Only this filter (case-insensitive).")
+@click.option("--metric", type=click.Choice(["exptime", "count"]), default="exptime", show_default=True,
+              help="Total exposure time (s, log colour scale) or number of exposures.")
+@click.option("--nside", type=int, default=64, show_default=True, callback=_nside,
+              help=f"HEALPix resolution of the map (power of two <= {MAX_NSIDE}; 64 is ~0.9 deg pixels).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="FILE.png")
+@click.pass_context
+def map_(ctx: click.Context, filter_: str | None, metric: str, nside: int, out: Path) -> None:
+    """All-sky Mollweide PNG of exposure time or exposure count.
+
+    A pixel adds up every usable exposure that touches it, so small fields stay visible.
+    """
+    from mvmdb.report import coverage_map_png
+
+    summary = coverage_map_png(engine(ctx), out, metric=metric, nside=nside, filter=filter_)
+    click.echo(
+        f"wrote {summary.path}: {summary.n_exposures} exposures over {summary.n_pixels} pixels "
+        f"(nside {summary.nside}, max {summary.max_value:g} {'s' if metric == 'exptime' else 'exposures'})"
+    )
+
+
+@coverage.command("moc")
+@click.option("--filter", "filter_", metavar="F", help="Only this filter (case-insensitive).")
+@click.option("--max-depth", type=click.IntRange(0, 29), default=29, show_default=True,
+              help="MOC order; below 29 partly covered cells are kept (a superset).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="FILE.fits")
+@click.pass_context
+def moc(ctx: click.Context, filter_: str | None, max_depth: int, out: Path) -> None:
+    """Write the sky covered by usable exposures as an IVOA MOC (FITS; mocpy, Aladin, TOPCAT)."""
+    from mvmdb.report import coverage_moc
+    from mvmdb.sky.coverage_maps import SKY_AREA_DEG2
+
+    written = coverage_moc(engine(ctx), out, filter=filter_, max_depth=max_depth)
+    fraction = written.sky_fraction
+    click.echo(f"wrote {out}: {fraction * SKY_AREA_DEG2:.6g} deg² (sky fraction {fraction:.3g}), depth {max_depth}")
