@@ -17,8 +17,9 @@ L2 (f814w, fine) has one, *current*. Sky cell C, ``skycell-p0640x11y11`` at the 
 projection cell 640 (Dec -30): i1, WFC3/IR F160W, 250 s, 2022-02-02, proposal 18000,
 member NEW of the coarse layer L3 and its fine twin L4, neither with a product (*none*).
 
-Chip coverage is stored as the healpy ``query_polygon(..., inclusive=True)`` pixels at
-order :data:`ORDER`, converted to order-29 ranges, as ingest does.
+Chip coverage is stored like ingest stores it: the healpy ``query_polygon(...,
+inclusive=True)`` pixels at order :data:`ORDER` as merged order-29 ranges (ingest uses a
+coarser order; 16 keeps the test areas within a few % of the footprints).
 """
 
 from __future__ import annotations

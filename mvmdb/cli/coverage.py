@@ -24,7 +24,9 @@ def _keys(keys: tuple[str, ...]) -> str:
     return ", ".join(keys)
 
 
-HELP = f"""Coverage of the catalog's usable exposures (excluded ones are left out).
+HELP = f"""What the catalog covers: areas per filter, layers of a sky cell, exposures at a position.
+
+Exposures with an exclusion reason are left out of areas and position searches.
 
 \b
 With no selection: one row per instrument/detector/filter (view v_filter_area);
