@@ -63,6 +63,8 @@ _BOX_MAX = float(PC_NAXIS)  # PC membership box: 0 <= x_P <= 450287
 _XI_MAX = (_BOX_MAX - _C0) / _PX_PER_RAD * (1 + 1e-9)  # largest |gnomonic coordinate| in a PC box
 _SC_MAX = float(SC_NAXIS_FINE)  # sky-cell membership box: 0 <= x_s <= 21954
 
+_BLOCK = 1 << 16  # positions (or polygon vertices) handled per block
+
 MAX_POLYGON_RADIUS_DEG = 40.0
 """Largest accepted polygon (angular distance from its centre to any vertex), degrees.
 
@@ -221,8 +223,18 @@ def cells_at(ra_deg, dec_deg) -> CellHits:
     Returns a :class:`CellHits` whose ``index`` refers to the flattened input arrays.
     """
     ra, dec = _as_positions(ra_deg, dec_deg)
-    if ra.size == 0:
+    out_i, out_pc, out_x, out_y = [], [], [], []
+    # Blocks keep the temporaries small enough to stay in cache and be reused by the allocator.
+    for start in range(0, ra.size, _BLOCK):
+        _cells_at_block(ra[start:start + _BLOCK], dec[start:start + _BLOCK], start, out_i, out_pc, out_x, out_y)
+    if not out_i:
         return CellHits.empty()
+    return CellHits._build(np.concatenate(out_i), np.concatenate(out_pc),
+                           np.concatenate(out_x), np.concatenate(out_y))
+
+
+def _cells_at_block(ra, dec, base, out_i, out_pc, out_x, out_y) -> None:
+    """:func:`cells_at` for one block of positions (RA in [0, 360)); appends hits with index ``base + i``."""
     rt = ring_table()
     t = _pc_trig()
 
@@ -235,7 +247,6 @@ def cells_at(ra_deg, dec_deg) -> CellHits:
     decr = dec * _D2R
     p_sa, p_ca, p_sd, p_cd = np.sin(rar), np.cos(rar), np.sin(decr), np.cos(decr)
 
-    out_i, out_pc, out_x, out_y = [], [], [], []
     for k in range(int(nring.max())):
         pos = np.arange(ra.size) if k == 0 and nring.min() >= 1 else np.nonzero(nring > k)[0]
         if pos.size == 0:
@@ -279,14 +290,10 @@ def cells_at(ra_deg, dec_deg) -> CellHits:
                 for oky, dy in ((oky0, 0), (oky1, 1)):
                     m = np.nonzero(okx & oky)[0]
                     if m.size:
-                        out_i.append(ppos[m])
+                        out_i.append(ppos[m] + base)
                         out_pc.append(pc[m])
                         out_x.append(fx[m] - dx + 1)
                         out_y.append(fy[m] - dy + 1)
-    if not out_i:
-        return CellHits.empty()
-    return CellHits._build(np.concatenate(out_i), np.concatenate(out_pc),
-                           np.concatenate(out_x), np.concatenate(out_y))
 
 
 # --------------------------------------------------------------------------- polygons
@@ -309,12 +316,12 @@ def _pad_length(n: int) -> int:
     return max(4, 1 << (n - 1).bit_length())
 
 
-def _polygon_groups(polygons) -> tuple[int, list[_PolygonGroup]]:
-    """Normalise ``polygons`` into groups of equal (padded) vertex count.
+def _polygon_buckets(polygons) -> tuple[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
+    """Normalise ``polygons`` into buckets ``(index (m,), ra (m, V), dec (m, V))`` of equal padded length V.
 
     Accepts a sequence of ``(ra_deg, dec_deg)`` vertex rings, or an array shaped
     ``(M, 2, V)`` (RA row, Dec row). A ring may or may not repeat its first vertex; padding
-    repeats the first vertex, which only adds zero-length edges.
+    repeats the first vertex, which only adds zero-length edges. Validates finiteness and Dec.
     """
     if isinstance(polygons, np.ndarray):
         arr = np.asarray(polygons, dtype=float)
@@ -322,8 +329,8 @@ def _polygon_groups(polygons) -> tuple[int, list[_PolygonGroup]]:
             raise ValueError("a polygon array must be shaped (M, 2, V): RA and Dec rows of V vertices")
         if arr.shape[0] and arr.shape[2] < 3:
             raise ValueError("a polygon needs at least 3 vertices")
-        buckets = {arr.shape[2]: (np.arange(arr.shape[0]), arr[:, 0, :], arr[:, 1, :])} if arr.shape[0] else {}
         n_inputs = arr.shape[0]
+        buckets = [(np.arange(n_inputs), arr[:, 0, :], arr[:, 1, :])] if n_inputs else []
     else:
         rings = []
         for i, poly in enumerate(polygons):
@@ -341,45 +348,55 @@ def _polygon_groups(polygons) -> tuple[int, list[_PolygonGroup]]:
         n_inputs = len(rings)
         by_len: dict[int, list[int]] = {}
         for i, (ra, _) in enumerate(rings):
-            by_len.setdefault(_pad_length(ra.size), []).append(i)
-        buckets = {}
-        for v, members in by_len.items():
-            ra_a = np.empty((len(members), v))
-            dec_a = np.empty((len(members), v))
-            for row, i in enumerate(members):
-                ra, dec = rings[i]
-                ra_a[row, : ra.size] = ra
-                ra_a[row, ra.size:] = ra[0]
-                dec_a[row, : dec.size] = dec
-                dec_a[row, dec.size:] = dec[0]
-            buckets[v] = (np.asarray(members, dtype=np.int64), ra_a, dec_a)
-
-    groups = []
-    for v in sorted(buckets):
-        index, ra, dec = buckets[v]
+            by_len.setdefault(ra.size, []).append(i)
+        padded: dict[int, list] = {}
+        for n, members in by_len.items():
+            v = _pad_length(n)
+            ra_a = np.stack([rings[i][0] for i in members])
+            dec_a = np.stack([rings[i][1] for i in members])
+            if v > n:
+                ra_a = np.concatenate([ra_a, np.repeat(ra_a[:, :1], v - n, axis=1)], axis=1)
+                dec_a = np.concatenate([dec_a, np.repeat(dec_a[:, :1], v - n, axis=1)], axis=1)
+            padded.setdefault(v, []).append((np.asarray(members, dtype=np.int64), ra_a, dec_a))
+        buckets = []
+        for v in sorted(padded):
+            parts = padded[v]
+            buckets.append(tuple(np.concatenate([p[k] for p in parts]) for k in range(3)))
+    for index, ra, dec in buckets:
         if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
             bad = index[~(np.isfinite(ra).all(axis=1) & np.isfinite(dec).all(axis=1))][0]
             raise ValueError(f"polygon {bad} has non-finite vertices")
         if dec.min() < -90.0 or dec.max() > 90.0:
             bad = index[((dec < -90) | (dec > 90)).any(axis=1)][0]
             raise ValueError(f"polygon {bad} has a vertex with Dec outside [-90, 90] degrees")
-        rar = ra * _D2R
-        decr = dec * _D2R
-        sa, ca, sd, cd = np.sin(rar), np.cos(rar), np.sin(decr), np.cos(decr)
-        ux, uy, uz = cd * ca, cd * sa, sd
-        c = np.stack([ux.sum(axis=1), uy.sum(axis=1), uz.sum(axis=1)], axis=1)
-        norm = np.sqrt((c * c).sum(axis=1))
-        if np.any(norm < 1e-9 * v):
-            bad = index[norm < 1e-9 * v][0]
-            raise ValueError(f"polygon {bad} is too large (its vertices span the sphere)")
-        c /= norm[:, None]
-        cosr = (ux * c[:, 0:1] + uy * c[:, 1:2] + uz * c[:, 2:3]).min(axis=1)
-        radius = np.arccos(np.clip(cosr, -1.0, 1.0)) + 1e-7
-        if np.any(radius > MAX_POLYGON_RADIUS_DEG * _D2R):
-            bad = index[radius > MAX_POLYGON_RADIUS_DEG * _D2R][0]
-            raise ValueError(f"polygon {bad} is larger than {MAX_POLYGON_RADIUS_DEG} degrees in radius")
-        groups.append(_PolygonGroup(index, sa, ca, sd, cd, c, radius))
-    return n_inputs, groups
+    return n_inputs, buckets
+
+
+def _prepare_group(index: np.ndarray, ra: np.ndarray, dec: np.ndarray) -> _PolygonGroup:
+    """Vertex trigonometry, centre and radius of polygons (m, V); ``ValueError`` if too large."""
+    v = ra.shape[1]
+    rar = ra * _D2R
+    decr = dec * _D2R
+    sa, ca, sd, cd = np.sin(rar), np.cos(rar), np.sin(decr), np.cos(decr)
+    ux, uy = cd * ca, cd * sa
+    c = np.stack([ux.sum(axis=1), uy.sum(axis=1), sd.sum(axis=1)], axis=1)
+    norm = np.sqrt((c * c).sum(axis=1))
+    if np.any(norm < 1e-9 * v):
+        bad = index[norm < 1e-9 * v][0]
+        raise ValueError(f"polygon {bad} is too large (its vertices span the sphere)")
+    c /= norm[:, None]
+    cosr = (ux * c[:, 0:1] + uy * c[:, 1:2] + sd * c[:, 2:3]).min(axis=1)
+    radius = np.arccos(np.clip(cosr, -1.0, 1.0)) + 1e-7
+    if np.any(radius > MAX_POLYGON_RADIUS_DEG * _D2R):
+        bad = index[radius > MAX_POLYGON_RADIUS_DEG * _D2R][0]
+        raise ValueError(f"polygon {bad} is larger than {MAX_POLYGON_RADIUS_DEG} degrees in radius")
+    return _PolygonGroup(index, sa, ca, sd, cd, c, radius)
+
+
+def _polygon_groups(polygons) -> tuple[int, list[_PolygonGroup]]:
+    """:func:`_polygon_buckets` with every bucket prepared whole (for small inputs)."""
+    n_inputs, buckets = _polygon_buckets(polygons)
+    return n_inputs, [_prepare_group(*b) for b in buckets]
 
 
 def _candidate_pcs(center: np.ndarray, radius: np.ndarray):
@@ -475,6 +492,53 @@ def _poly_rect_intersects(px: np.ndarray, py: np.ndarray, w: np.ndarray, h: np.n
     return edge_hit | inside
 
 
+def _overlap_block(g: _PolygonGroup, out_i, out_pc, out_x, out_y) -> None:
+    """:func:`cells_overlapping` for one prepared block of polygons; appends the hits."""
+    t = _pc_trig()
+    r, pc = _candidate_pcs(g.center, g.radius)
+    if r.size == 0:
+        return
+    # every candidate (polygon, PC) pair projected into the PC's tangent plane, 0-based fine px
+    xi, eta, cosc = _gnomonic(g.sa[r], g.ca[r], g.sd[r], g.cd[r],
+                              t["sa"][pc][:, None], t["ca"][pc][:, None],
+                              t["sd"][pc][:, None], t["cd"][pc][:, None])
+    if not np.all(cosc > 0):  # cannot happen for polygons within MAX_POLYGON_RADIUS_DEG
+        raise ValueError("polygon too large for the tangent-plane test")
+    px = _C0 - xi * _PX_PER_RAD
+    py = _C0 + eta * _PX_PER_RAD
+    bx0, bx1 = px.min(axis=1), px.max(axis=1)
+    by0, by1 = py.min(axis=1), py.max(axis=1)
+    ok = np.nonzero((bx1 >= 0) & (bx0 <= _BOX_MAX) & (by1 >= 0) & (by0 <= _BOX_MAX))[0]
+    if ok.size == 0:
+        return
+    px, py, r, pc = px[ok], py[ok], r[ok], pc[ok]
+    bx0, bx1, by0, by1 = bx0[ok], bx1[ok], by0[ok], by1[ok]
+    # candidate cells: padded box [i*S, i*S + 21954] meets [max(b0, 0), min(b1, 450287)]
+    ixlo = np.clip(np.ceil((np.maximum(bx0, 0.0) - _SC_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
+    ixhi = np.clip(np.floor(np.minimum(bx1, _BOX_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
+    iylo = np.clip(np.ceil((np.maximum(by0, 0.0) - _SC_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
+    iyhi = np.clip(np.floor(np.minimum(by1, _BOX_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
+    ny = iyhi - iylo + 1
+    owner, k = _expand_ranges(np.zeros(ny.size, dtype=np.int64), (ixhi - ixlo + 1) * ny)
+    ix = ixlo[owner] + k // ny[owner]
+    iy = iylo[owner] + k % ny[owner]
+    x0 = (ix * SC_SPACING).astype(float)
+    y0 = (iy * SC_SPACING).astype(float)
+    w = np.minimum(x0 + _SC_MAX, _BOX_MAX) - x0
+    h = np.minimum(y0 + _SC_MAX, _BOX_MAX) - y0
+    # quick accept: polygon bounding box inside the rectangle; else the exact test
+    hit = (bx0[owner] >= x0) & (bx1[owner] <= x0 + w) & (by0[owner] >= y0) & (by1[owner] <= y0 + h)
+    todo = np.nonzero(~hit)[0]
+    if todo.size:
+        o = owner[todo]
+        hit[todo] = _poly_rect_intersects(px[o] - x0[todo, None], py[o] - y0[todo, None], w[todo], h[todo])
+    m = np.nonzero(hit)[0]
+    out_i.append(g.index[r[owner[m]]])
+    out_pc.append(pc[owner[m]])
+    out_x.append(ix[m] + 1)
+    out_y.append(iy[m] + 1)
+
+
 def cells_overlapping(polygons) -> CellHits:
     """Every sky cell whose area meets each spherical polygon (e.g. a chip footprint).
 
@@ -485,60 +549,13 @@ def cells_overlapping(polygons) -> CellHits:
     Handles cells wholly inside a polygon, RA = 0/360 and the poles. Polygons must be smaller
     than :data:`MAX_POLYGON_RADIUS_DEG`; ``ValueError`` for malformed input.
     """
-    n_inputs, groups = _polygon_groups(polygons)
-    t = _pc_trig()
+    _, buckets = _polygon_buckets(polygons)
     out_i, out_pc, out_x, out_y = [], [], [], []
-    for g in groups:
-        rows, pcs = _candidate_pcs(g.center, g.radius)
-        if rows.size == 0:
-            continue
-        v = g.sa.shape[1]
-        # project every candidate (polygon, PC) pair, in chunks to bound memory
-        chunk = max(1, (1 << 20) // v)
-        for s in range(0, rows.size, chunk):
-            r = rows[s:s + chunk]
-            pc = pcs[s:s + chunk]
-            xi, eta, cosc = _gnomonic(g.sa[r], g.ca[r], g.sd[r], g.cd[r],
-                                      t["sa"][pc][:, None], t["ca"][pc][:, None],
-                                      t["sd"][pc][:, None], t["cd"][pc][:, None])
-            if not np.all(cosc > 0):  # cannot happen for polygons within MAX_POLYGON_RADIUS_DEG
-                raise ValueError("polygon too large for the tangent-plane test")
-            px = _C0 - xi * _PX_PER_RAD
-            py = _C0 + eta * _PX_PER_RAD
-            bx0, bx1 = px.min(axis=1), px.max(axis=1)
-            by0, by1 = py.min(axis=1), py.max(axis=1)
-            ok = (bx1 >= 0) & (bx0 <= _BOX_MAX) & (by1 >= 0) & (by0 <= _BOX_MAX)
-            ok = np.nonzero(ok)[0]
-            if ok.size == 0:
-                continue
-            px, py, r, pc = px[ok], py[ok], r[ok], pc[ok]
-            bx0, bx1, by0, by1 = bx0[ok], bx1[ok], by0[ok], by1[ok]
-            # candidate cells: padded box [i*S, i*S + 21954] meets [max(b0,0), min(b1,450287)]
-            ixlo = np.clip(np.ceil((np.maximum(bx0, 0.0) - _SC_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
-            ixhi = np.clip(np.floor(np.minimum(bx1, _BOX_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
-            iylo = np.clip(np.ceil((np.maximum(by0, 0.0) - _SC_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
-            iyhi = np.clip(np.floor(np.minimum(by1, _BOX_MAX) / SC_SPACING), 0, SC_NXY - 1).astype(np.int64)
-            nx = ixhi - ixlo + 1
-            ny = iyhi - iylo + 1
-            owner, k = _expand_ranges(np.zeros(nx.size, dtype=np.int64), nx * ny)
-            ix = ixlo[owner] + k // ny[owner]
-            iy = iylo[owner] + k % ny[owner]
-            x0 = (ix * SC_SPACING).astype(float)
-            y0 = (iy * SC_SPACING).astype(float)
-            w = np.minimum(x0 + _SC_MAX, _BOX_MAX) - x0
-            h = np.minimum(y0 + _SC_MAX, _BOX_MAX) - y0
-            # quick accept: polygon bounding box inside the rectangle
-            inside = (bx0[owner] >= x0) & (bx1[owner] <= x0 + w) & (by0[owner] >= y0) & (by1[owner] <= y0 + h)
-            hit = inside.copy()
-            todo = np.nonzero(~inside)[0]
-            if todo.size:
-                o = owner[todo]
-                hit[todo] = _poly_rect_intersects(px[o] - x0[todo, None], py[o] - y0[todo, None], w[todo], h[todo])
-            m = np.nonzero(hit)[0]
-            out_i.append(g.index[r[owner[m]]])
-            out_pc.append(pc[owner[m]])
-            out_x.append(ix[m] + 1)
-            out_y.append(iy[m] + 1)
+    for index, ra, dec in buckets:
+        rows_per_block = max(1, _BLOCK // ra.shape[1])
+        for s in range(0, index.size, rows_per_block):
+            g = _prepare_group(index[s:s + rows_per_block], ra[s:s + rows_per_block], dec[s:s + rows_per_block])
+            _overlap_block(g, out_i, out_pc, out_x, out_y)
     if not out_i:
         return CellHits.empty()
     return CellHits._build(np.concatenate(out_i), np.concatenate(out_pc),
