@@ -672,20 +672,31 @@ def trimmed_wcs(skycell: SkyCell, polygons, scale: ScaleLike = "fine") -> WCS | 
     return None if box is None else box_wcs(skycell, box, scale)
 
 
-def fine_box_to_coarse(box: Box) -> Box:
-    """Fine (0.04") box -> coarse (0.12") box, 0-based inclusive: ``floor(min/3) .. floor(max/3)``.
+COARSE_NAXIS = 7318  # int((21442 + 2*256) * 0.04/0.12)
+FINE_NAXIS = 21954
 
-    Uses the nominal block mapping "coarse pixel (i, j) covers fine pixels 3i..3i+2".
-    Caveat: the archive's coarse WCS (CRPIX scaled by 1/3) centres coarse pixel i on fine
-    pixel 3i+2, i.e. it really spans fine 3i+1..3i+3, one fine pixel off this mapping. When
-    the coarse box must cover the data exactly, compute ``trimmed_box(..., 'coarse')``.
+
+def fine_box_to_coarse(box: Box) -> Box:
+    """Fine (0.04") box -> the smallest coarse (0.12") box covering it, 0-based inclusive.
+
+    The archive's coarse WCS scales CRPIX by 1/3, which centres coarse pixel q on fine pixel
+    3q+2: coarse q spans fine pixels 3q+1 .. 3q+3 (0-based). Hence
+    ``floor((min-1)/3) .. floor((max-1)/3)``, clipped to the coarse cell (0..7317); fine
+    pixel 0 of a sky cell lies in no coarse pixel of that cell.
     """
     xmin, xmax, ymin, ymax = _check_box(box)
-    return xmin // 3, xmax // 3, ymin // 3, ymax // 3
+    last = COARSE_NAXIS - 1
+    return (
+        max(0, (xmin - 1) // 3),
+        min(last, max(0, (xmax - 1) // 3)),
+        max(0, (ymin - 1) // 3),
+        min(last, max(0, (ymax - 1) // 3)),
+    )
 
 
 def coarse_box_to_fine(box: Box) -> Box:
-    """Coarse box -> fine box, 0-based inclusive: ``3*min .. 3*max + 2`` (nominal block mapping;
-    see :func:`fine_box_to_coarse` for the one-fine-pixel offset of the archive's coarse WCS)."""
+    """Coarse box -> the fine pixels it spans, 0-based inclusive: ``3*min+1 .. 3*max+3``
+    (see :func:`fine_box_to_coarse`), clipped to the fine cell (0..21953)."""
     xmin, xmax, ymin, ymax = _check_box(box)
-    return 3 * xmin, 3 * xmax + 2, 3 * ymin, 3 * ymax + 2
+    last = FINE_NAXIS - 1
+    return 3 * xmin + 1, min(last, 3 * xmax + 3), 3 * ymin + 1, min(last, 3 * ymax + 3)

@@ -89,14 +89,28 @@ def test_trimmed_wcs_matches_box_wcs():
     assert tuple(w.pixel_shape) == (390, 281)
 
 
+def test_coarse_pixel_spans_fine_3q_plus_1_to_3q_plus_3_by_the_wcs():
+    """Derive the fine<->coarse relation from the two WCSs, not from the formula."""
+    fine, coarse = X07Y19.wcs("fine"), X07Y19.wcs("coarse")
+    q = np.array([0, 1, 710, 4323, 7317])
+    ra, dec = coarse.pixel_to_world_values(q.astype(float), q.astype(float))
+    fx, fy = fine.world_to_pixel_values(ra, dec)
+    np.testing.assert_allclose(fx, 3 * q + 2, atol=1e-6)
+    np.testing.assert_allclose(fy, 3 * q + 2, atol=1e-6)
+
+
 def test_box_conversions():
-    assert fine_box_to_coarse((2132, 12971, 10281, 21952)) == (710, 4323, 3427, 7317)
-    assert coarse_box_to_fine((710, 4323, 3427, 7317)) == (2130, 12971, 10281, 21953)
+    assert fine_box_to_coarse((2132, 12971, 10281, 21952)) == (710, 4323, 3426, 7317)
+    assert coarse_box_to_fine((710, 4323, 3426, 7317)) == (2131, 12972, 10279, 21953)
     assert fine_box_to_coarse((0, 21953, 0, 21953)) == (0, 7317, 0, 7317)
-    assert coarse_box_to_fine((0, 7317, 0, 7317)) == (0, 21953, 0, 21953)
+    assert coarse_box_to_fine((0, 7317, 0, 7317)) == (1, 21953, 1, 21953)
     for box in [(0, 0, 0, 0), (1, 2, 3, 5), (3, 3, 6, 8)]:
         fine = coarse_box_to_fine(box)
         assert fine_box_to_coarse(fine) == box
+    # the coarse box always covers the fine one (within the cell)
+    for fbox in [(2132, 12971, 10281, 21952), (1, 1, 4, 4), (3, 3, 3, 3), (5, 100, 7, 8)]:
+        back = coarse_box_to_fine(fine_box_to_coarse(fbox))
+        assert back[0] <= fbox[0] and back[1] >= fbox[1] and back[2] <= fbox[2] and back[3] >= fbox[3]
     with pytest.raises(ValueError):
         fine_box_to_coarse((5, 4, 0, 1))
     with pytest.raises(ValueError):
