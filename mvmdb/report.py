@@ -79,8 +79,8 @@ def write_map_png(
     )
     shown = ax.imshow(
         image, extent=proj.get_extent(), origin="lower", cmap=colormaps[cmap].with_extremes(bad="none"),
-        norm=norm, interpolation="nearest",
-    )
+        norm=norm, interpolation="nearest", zorder=3,
+    )  # above the graticule and the outline, so data at the map's edge stays visible
     _graticule(ax, proj)
     bar_ax = fig.add_axes((0.25, 0.08, 0.5, 0.03))
     bar = fig.colorbar(shown, cax=bar_ax, orientation="horizontal")
