@@ -21,13 +21,14 @@ strict: every bad line is reported with file, line number and what is wrong, in 
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from mvmdb.errors import MvmdbError
 
@@ -56,7 +57,8 @@ SKYCELL_RE = re.compile(r"skycell-p(\d{4})x(\d{2})y(\d{2})")
 _FILENAME_RE = re.compile(r"[^/\\]+_fl[tc]\.fits", re.IGNORECASE)
 _PROGRAM_RE = re.compile(r"[A-Z0-9]{3}")
 _OBSET_RE = re.compile(r"[A-Z0-9]{1,3}")
-_FORBIDDEN = (",", "\n", "\r")
+_FORBIDDEN_RE = re.compile(r"[,\r\n]")
+_TEXT_COLUMNS = ("filename", "program_id", "obset_id", "filters", "detector", "skycell", "status", "path")
 
 
 class PollerError(MvmdbError):
@@ -74,9 +76,8 @@ class PollerError(MvmdbError):
         super().__init__(message)
 
 
-@dataclass(frozen=True, slots=True)
-class PollerRow:
-    """One poller line; field order is the file's column order."""
+class PollerRow(NamedTuple):
+    """One poller line; field order is the file's column order (a named tuple: cheap to make)."""
 
     filename: str
     proposal_id: int
@@ -107,26 +108,25 @@ def format_exptime(exptime: float) -> str:
 
 def row_problem(row: PollerRow) -> str | None:
     """The first thing wrong with ``row`` as a poller line, or None if it is valid."""
-    for name in COLUMNS:
-        value = getattr(row, name)
-        if isinstance(value, str) and any(c in value for c in _FORBIDDEN):
-            return f"{name} {value!r} contains a comma or a line break"
+    text = (row.filename, row.program_id, row.obset_id, row.filters, row.detector, row.skycell, row.status, row.path)
+    try:
+        joined = "".join(text)
+    except TypeError:
+        return "a text column is not a string"
+    if _FORBIDDEN_RE.search(joined):
+        name, value = next((n, v) for n, v in zip(_TEXT_COLUMNS, text) if _FORBIDDEN_RE.search(v))
+        return f"{name} {value!r} contains a comma or a line break"
     if not row.filename:
         return "filename is empty"
     if not _FILENAME_RE.fullmatch(row.filename):
         return f"filename {row.filename!r} is not an exposure file name (*_flt.fits or *_flc.fits, no directory)"
-    if isinstance(row.proposal_id, bool) or not isinstance(row.proposal_id, int) or row.proposal_id < 0:
+    if type(row.proposal_id) is not int or row.proposal_id < 0:
         return f"proposal_id {row.proposal_id!r} is not a non-negative integer"
     if not _PROGRAM_RE.fullmatch(row.program_id):
         return f"program_id {row.program_id!r} is not 3 upper-case letters or digits"
     if not _OBSET_RE.fullmatch(row.obset_id):
         return f"obset_id {row.obset_id!r} is not 1-3 upper-case letters or digits"
-    if (
-        isinstance(row.exptime, bool)
-        or not isinstance(row.exptime, (int, float))
-        or not math.isfinite(row.exptime)
-        or row.exptime < 0
-    ):
+    if type(row.exptime) not in (float, int) or not math.isfinite(row.exptime) or row.exptime < 0:
         return f"exptime {row.exptime!r} is not a finite, non-negative number"
     if not row.filters or row.filters != row.filters.upper():
         return f"filters {row.filters!r} is not a non-empty upper-case filter name"
@@ -141,6 +141,7 @@ def row_problem(row: PollerRow) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
 def skycell_problem(name: str) -> str | None:
     """What is wrong with a sky cell name, or None (``skycell-pPPPPxXXyYY``, P <= 2643, 1 <= X, Y <= 21)."""
     match = SKYCELL_RE.fullmatch(name)
@@ -159,6 +160,10 @@ def format_row(row: PollerRow) -> str:
     """One poller line (no newline); raises :class:`ValueError` if ``row`` is not valid."""
     if (problem := row_problem(row)) is not None:
         raise ValueError(problem)
+    return _line(row)
+
+
+def _line(row: PollerRow) -> str:
     return ",".join(
         (
             row.filename,
@@ -185,7 +190,9 @@ def write_poller(path: str | os.PathLike[str], rows: Iterable[PollerRow]) -> Pat
 
     Readers see the old file or the new one, never a partial one. All rows must name one
     sky cell; nothing is written if any row is invalid (:class:`PollerError`). The file is
-    not fsync'ed: a crash may lose the newest version, not leave a torn one.
+    not fsync'ed (thousands are written per night): after a system crash the old version,
+    or on some file systems an empty file, may be left; the next ``mvm plan`` rewrites it
+    as long as its members are still NEW, and :func:`read_poller` rejects an empty file.
     """
     path = Path(path)
     rows = list(rows)
@@ -200,13 +207,13 @@ def write_poller(path: str | os.PathLike[str], rows: Iterable[PollerRow]) -> Pat
             problems.append((number, problem))
     if problems:
         raise PollerError(path, problems)
-    text = format_poller(rows)
+    text = "\n".join(_line(row) for row in rows)  # rows validated above
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o644)  # mkstemp makes it 0600; workers may run as another user
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
-        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -16,7 +16,9 @@
 -- status = 'NEW'), which holds the NEW rows alone: a small fraction of layer_member in
 -- steady state, so the cost follows the work to do, not the size of the catalog.
 --
--- :skycells is NULL (all sky cells) or an array of sky cell names.
+-- Rows come ordered by sky cell (ids P*10000 + x*100 + y sort as the names do), then by
+-- file name in byte order. The skycells parameter is NULL (all sky cells) or an array of
+-- sky cell names.
 WITH dirty_layer AS (
     SELECT DISTINCT layer_id
     FROM layer_member
@@ -44,8 +46,8 @@ JOIN layer_member        AS m ON m.layer_id = l.id
 JOIN exposure            AS e ON e.id = m.exposure_id
 WHERE CAST(:skycells AS text[]) IS NULL
    OR s.name = ANY (CAST(:skycells AS text[]))
-GROUP BY s.id, e.id
-ORDER BY s.name COLLATE "C", e.filename COLLATE "C";
+GROUP BY s.id, e.filename COLLATE "C", e.id     -- e.id: one line per exposure; the order of the
+ORDER BY s.id, e.filename COLLATE "C";          -- keys lets one sort serve GROUP BY and ORDER BY
 
 
 -- name enqueue_jobs

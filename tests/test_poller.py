@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -65,8 +64,7 @@ def test_archive_issue_line_parses(tmp_path):
 def test_write_then_read_round_trips_without_trailing_newline(tmp_path):
     rows = [
         ROW,
-        replace(
-            ROW,
+        ROW._replace(
             filename="jbl70rtwq_flc.fits",
             exptime=699.232483,
             filters="F606W-POL60V",
@@ -87,7 +85,7 @@ def test_write_is_atomic_and_replaces(tmp_path):
     path = tmp_path / "skycell-p1889x07y19_mvm_poller.txt"
     write_poller(path, [ROW])
     inode_before = os.stat(path).st_ino
-    write_poller(path, [replace(ROW, status="OLD")])
+    write_poller(path, [ROW._replace(status="OLD")])
     assert os.stat(path).st_ino != inode_before  # a new file renamed over the old one
     assert read_poller(path)[0].status == "OLD"
 
@@ -95,7 +93,7 @@ def test_write_is_atomic_and_replaces(tmp_path):
 def test_write_refuses_bad_rows_and_leaves_nothing(tmp_path):
     path = tmp_path / "p.txt"
     with pytest.raises(PollerError) as err:
-        write_poller(path, [ROW, replace(ROW, path="/a,b/x_flc.fits"), replace(ROW, skycell="skycell-p1970x15y02")])
+        write_poller(path, [ROW, ROW._replace(path="/a,b/x_flc.fits"), ROW._replace(skycell="skycell-p1970x15y02")])
     assert "line 2: path '/a,b/x_flc.fits' contains a comma" in str(err.value)
     assert "line 3: sky cell skycell-p1970x15y02 differs" in str(err.value)
     with pytest.raises(PollerError, match="no rows"):
