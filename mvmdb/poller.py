@@ -57,7 +57,8 @@ SKYCELL_RE = re.compile(r"skycell-p(\d{4})x(\d{2})y(\d{2})")
 _FILENAME_RE = re.compile(r"[^/\\]+_fl[tc]\.fits", re.IGNORECASE)
 _PROGRAM_RE = re.compile(r"[A-Z0-9]{3}")
 _OBSET_RE = re.compile(r"[A-Z0-9]{1,3}")
-_FORBIDDEN_RE = re.compile(r"[,\r\n]")
+_FORBIDDEN_RE = re.compile("[,\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""A comma or anything ``str.splitlines`` takes for a line break: never inside a field."""
 _TEXT_COLUMNS = ("filename", "program_id", "obset_id", "filters", "detector", "skycell", "status", "path")
 
 
@@ -270,7 +271,7 @@ def read_poller(path: str | os.PathLike[str]) -> list[PollerRow]:
     rows: list[PollerRow] = []
     problems: list[tuple[int | None, str]] = []
     first: tuple[int, str] | None = None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mvmdb.poller import PollerError, PollerRow, format_exptime, format_row, read_poller, write_poller
+from mvmdb.poller import PollerError, PollerRow, format_exptime, format_row, parse_line, read_poller, write_poller
 
 ARCHIVE_DOC_LINE = (
     "hst_12286_0r_acs_wfc_f775w_jbl70rtv_flc.fits,12286,BL7,0R,486.0,F775W,WFC,skycell-p1889x07y19,NEW,"
@@ -164,3 +167,37 @@ def test_empty_and_missing_files(tmp_path):
         read_poller(empty)
     with pytest.raises(PollerError, match="cannot be read"):
         read_poller(Path(tmp_path / "missing.txt"))
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1).filter(
+    lambda s: "," not in s and len(s.splitlines()) == 1 and not s.endswith(("\n", "\r"))
+)
+
+
+@given(
+    stem=st.from_regex(r"[a-z0-9]{9}", fullmatch=True),
+    suffix=st.sampled_from(["_flt.fits", "_flc.fits"]),
+    proposal_id=st.integers(min_value=0, max_value=10**6),
+    program_id=st.from_regex(r"[A-Z0-9]{3}", fullmatch=True),
+    obset_id=st.from_regex(r"[A-Z0-9]{2}", fullmatch=True),
+    exptime=st.floats(min_value=0, max_value=1e5, allow_nan=False, allow_infinity=False),
+    filters=st.from_regex(r"F[0-9]{3}[WMNLP](-POL[0-9]{1,3}[UV]?)?", fullmatch=True),
+    detector=st.sampled_from(["WFC", "HRC", "SBC", "UVIS", "IR", "PC"]),
+    cell=st.tuples(st.integers(0, 2643), st.integers(1, 21), st.integers(1, 21)),
+    status=st.sampled_from(["NEW", "OLD"]),
+    path=_text.map(lambda s: "/" + s.strip()),
+)
+def test_format_and_parse_round_trip(stem, suffix, proposal_id, program_id, obset_id, exptime, filters, detector, cell, status, path):
+    row = PollerRow(
+        stem + suffix, proposal_id, program_id, obset_id, exptime, filters, detector,
+        "skycell-p{:04d}x{:02d}y{:02d}".format(*cell), status, path,
+    )  # fmt: skip
+    assert parse_line(format_row(row)) == row
+    with tempfile.TemporaryDirectory() as tmp:
+        assert read_poller(write_poller(Path(tmp) / "p.txt", [row, row._replace(status="OLD")]))[0] == row
+
+
+def test_line_breaks_of_any_kind_are_refused_in_fields(tmp_path):
+    for sep in ["\x0b", "\x1c", "\u2028", "\r"]:
+        with pytest.raises(PollerError, match="contains a comma or a line break"):
+            write_poller(tmp_path / "p.txt", [ROW._replace(path=f"/data{sep}x_flc.fits")])
