@@ -181,7 +181,7 @@ def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
          status, new_generation, row_layers, path) in group:  # fmt: skip
         if proposal_id is None:
             raise PlanError(f"exposure {path} has no PROPOSID in the catalog: cannot write its poller line")
-        layers.update(row_layers)
+        layers.update(row_layers.split(" "))
         if new_generation is not None and new_generation > generation:
             generation = new_generation
         lines.append(

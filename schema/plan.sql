@@ -17,8 +17,9 @@
 -- steady state, so the cost follows the work to do, not the size of the catalog.
 --
 -- Rows come ordered by sky cell (ids P*10000 + x*100 + y sort as the names do), then by
--- file name in byte order. The skycells parameter is NULL (all sky cells) or an array of
--- sky cell names.
+-- file name in byte order. The layers column holds the affected layers the exposure is a
+-- member of, blank-separated (names have no blanks; a string is much cheaper to fetch
+-- than a text[]). The skycells parameter is NULL (all sky cells) or an array of names.
 WITH dirty_layer AS (
     SELECT DISTINCT layer_id
     FROM layer_member
@@ -37,7 +38,7 @@ SELECT
     e.detector,
     CASE WHEN bool_or(m.status = 'NEW') THEN 'NEW' ELSE 'OLD' END AS status,
     max(m.generation) FILTER (WHERE m.status = 'NEW')      AS new_generation,
-    array_agg(l.name ORDER BY l.name)                      AS layers,
+    string_agg(l.name, ' ')                                AS layers,
     e.path
 FROM dirty_layer         AS d
 JOIN layer               AS l ON l.id = d.layer_id
