@@ -1,0 +1,424 @@
+"""Write MVM layer products (``*_drc.fits`` / ``*_drz.fits``) atomically, streaming the big arrays.
+
+Layout (spec §5.6, plus this project's NEXP): PRIMARY (keywords, no data),
+SCI (float32, counts/s, WCS), WHT (float32), CTX (empty unless a context image
+is given; then int32 planes, tile-compressed), HDRTAB (binary table, one row
+per input chip), NEXP (int16).  Every extension has EXTNAME and EXTVER = 1.
+
+Image data are written block by block (``block_rows`` rows at a time) from
+numpy arrays, np.memmap, `TileSpool` files or row-strip iterators, so a
+full 21954**2 product never needs to be in memory.  The file is written to a
+temporary name in the target directory, flushed and fsynced, renamed over the
+target with `os.replace` and the directory fsynced; on any error the
+temporary file is removed and nothing appears at the target.  The SHA-256 is
+computed while writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+import numpy as np
+from astropy.io import fits
+from astropy.table import Table
+
+__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product"]
+
+BLOCK = 2880
+
+#: Keywords that describe the HDU structure; never copied from caller headers.
+_STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
+               "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "END", "BSCALE", "BZERO"}
+
+_BITPIX = {np.dtype(np.uint8): 8, np.dtype(np.int16): 16, np.dtype(np.int32): 32, np.dtype(np.int64): 64,
+           np.dtype(np.float32): -32, np.dtype(np.float64): -64}
+
+
+@dataclass(frozen=True)
+class ProductFile:
+    """A written product: final path, SHA-256 (hex) and size in bytes."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class RowStrips:
+    """A 2-D image delivered as consecutive full-width row strips (in file order).
+
+    ``strips`` yields 2-D arrays of ``shape[1]`` columns whose row counts add up
+    to ``shape[0]``.
+    """
+
+    def __init__(self, shape, dtype, strips: Iterable[np.ndarray]):
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.dtype = np.dtype(dtype)
+        self._strips = strips
+
+    def iter_row_blocks(self, nrows: int) -> Iterator[tuple[int, np.ndarray]]:
+        y = 0
+        for strip in self._strips:
+            strip = np.asarray(strip)
+            if strip.ndim != 2 or strip.shape[1] != self.shape[1]:
+                raise ValueError(f"row strip of shape {strip.shape} does not fit image of shape {self.shape}")
+            if y + strip.shape[0] > self.shape[0]:
+                raise ValueError("row strips exceed the image height")
+            yield y, strip
+            y += strip.shape[0]
+        if y != self.shape[0]:
+            raise ValueError(f"row strips ended after {y} of {self.shape[0]} rows")
+
+
+class TileSpool:
+    """A 2-D (or 3-D plane-stacked) array spooled to a raw big-endian scratch file.
+
+    Tiles are written anywhere with `write_tile` (``os.pwrite``, nothing is
+    mapped or kept in memory) and read back in row blocks with
+    `iter_row_blocks`, e.g. by `write_product`.  Unwritten pixels read as
+    ``fill``.  The scratch file is deleted by `close` (or on leaving a ``with``).
+    """
+
+    def __init__(self, shape, dtype, directory=None, fill=0):
+        self.shape = tuple(int(s) for s in shape)
+        self.dtype = np.dtype(dtype).newbyteorder(">")
+        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".raw", dir=directory)
+        self.path = Path(name)
+        self._fd = fd
+        self._row_bytes = self.shape[-1] * self.dtype.itemsize
+        nbytes = int(np.prod(self.shape)) * self.dtype.itemsize
+        if fill == 0:
+            os.ftruncate(fd, nbytes)  # sparse zeros
+        else:
+            row = np.full(self.shape[-1], fill, dtype=self.dtype).tobytes()
+            chunk = row * max(1, (1 << 22) // len(row))
+            n_rows = int(np.prod(self.shape[:-1]))
+            rows_per_chunk = len(chunk) // len(row)
+            for r0 in range(0, n_rows, rows_per_chunk):
+                k = min(rows_per_chunk, n_rows - r0)
+                os.pwrite(fd, chunk[:k * len(row)], r0 * self._row_bytes)
+
+    def write_tile(self, y0: int, x0: int, block: np.ndarray, plane: int | None = None) -> None:
+        """Write ``block`` with its first pixel at (row y0, column x0) [of ``plane``]."""
+        b = np.ascontiguousarray(block, dtype=self.dtype)
+        h, w = b.shape
+        ny, nx = self.shape[-2:]
+        if y0 < 0 or x0 < 0 or y0 + h > ny or x0 + w > nx:
+            raise ValueError(f"tile at ({y0}, {x0}) of shape {b.shape} outside spool of shape {self.shape}")
+        base = 0 if plane is None else plane * ny * self._row_bytes
+        off = base + y0 * self._row_bytes + x0 * self.dtype.itemsize
+        if w == nx:
+            os.pwrite(self._fd, b.tobytes(), off)
+            return
+        mv = memoryview(b).cast("B")
+        rb = w * self.dtype.itemsize
+        for r in range(h):
+            os.pwrite(self._fd, mv[r * rb:(r + 1) * rb], off + r * self._row_bytes)
+
+    def iter_row_blocks(self, nrows: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Rows in order, ``nrows`` at a time (planes one after another for 3-D spools)."""
+        n_rows = int(np.prod(self.shape[:-1]))
+        for r0 in range(0, n_rows, nrows):
+            k = min(nrows, n_rows - r0)
+            raw = os.pread(self._fd, k * self._row_bytes, r0 * self._row_bytes)
+            yield r0, np.frombuffer(raw, dtype=self.dtype).reshape(k, self.shape[-1])
+
+    def read(self) -> np.ndarray:
+        """The whole array (only for small spools)."""
+        raw = os.pread(self._fd, int(np.prod(self.shape)) * self.dtype.itemsize, 0)
+        return np.frombuffer(raw, dtype=self.dtype).reshape(self.shape)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class LayerSpool:
+    """SCI/WHT/NEXP (and optionally CTX) spools with a ``sink(tile)`` for `drizzle_layer`.
+
+    Pass ``spool.sink`` as the ``sink`` argument of
+    `mvmdb.process.drizzling.drizzle_layer`, then hand ``spool.sci``,
+    ``spool.wht``, ``spool.nexp`` to `write_product`.
+    """
+
+    def __init__(self, shape, directory=None, n_ctx_planes: int = 0):
+        self.sci = TileSpool(shape, np.float32, directory, fill=np.nan)
+        self.wht = TileSpool(shape, np.float32, directory)
+        self.nexp = TileSpool(shape, np.int16, directory)
+        self.ctx = TileSpool((n_ctx_planes,) + tuple(shape), np.int32, directory) if n_ctx_planes else None
+
+    def sink(self, tile) -> None:
+        self.sci.write_tile(tile.y0, tile.x0, tile.sci)
+        self.wht.write_tile(tile.y0, tile.x0, tile.wht)
+        self.nexp.write_tile(tile.y0, tile.x0, tile.nexp)
+        if self.ctx is not None and tile.ctx is not None:
+            for p, plane in enumerate(tile.ctx):
+                self.ctx.write_tile(tile.y0, tile.x0, plane, plane=p)
+
+    def close(self) -> None:
+        for s in (self.sci, self.wht, self.nexp, self.ctx):
+            if s is not None:
+                s.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# --------------------------------------------------------------------------- headers
+def _cards(source) -> list[tuple[str, object, str]]:
+    """(keyword, value, comment) triples from a Header, a dict of value or (value, comment)."""
+    if source is None:
+        return []
+    if isinstance(source, fits.Header):
+        return [(c.keyword, c.value, c.comment) for c in source.cards if c.keyword not in ("", "END")]
+    out = []
+    for key, val in source.items():
+        if isinstance(val, tuple):
+            value, comment = (val + ("",))[:2]
+        else:
+            value, comment = val, ""
+        out.append((key, value, comment))
+    return out
+
+
+def _fitting_comment(key: str, value, comment: str) -> str:
+    """``comment`` cut to what fits on the card, as in archive products (e.g. MEANWHT's)."""
+    if not comment:
+        return comment
+    base = fits.Card(key, value).image.rstrip()
+    if len(base) > 80:  # long string value continued over several cards: astropy places the comment
+        return comment
+    room = 80 - len(base) - 3  # " / "
+    return comment[:max(room, 0)]
+
+
+def _append(header: fits.Header, cards) -> None:
+    for key, value, comment in cards:
+        if key.upper() in _STRUCTURAL:
+            continue
+        if key in ("COMMENT", "HISTORY", ""):
+            header.append((key, value), end=True)
+        else:
+            header[key] = (value, _fitting_comment(key, value, comment))
+
+
+def _primary_header(primary) -> fits.Header:
+    h = fits.Header()
+    h["SIMPLE"] = (True, "conforms to FITS standard")
+    h["BITPIX"] = (8, "array data type")
+    h["NAXIS"] = (0, "number of array dimensions")
+    h["EXTEND"] = True
+    _append(h, _cards(primary))
+    return h
+
+
+def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
+    h = fits.Header()
+    h["XTENSION"] = ("IMAGE", "Image extension")
+    h["BITPIX"] = (_BITPIX[np.dtype(dtype).newbyteorder("=")], "array data type")
+    h["NAXIS"] = (len(shape), "number of array dimensions")
+    for i, n in enumerate(reversed(shape)):
+        h[f"NAXIS{i + 1}"] = int(n)
+    h["PCOUNT"] = 0
+    h["GCOUNT"] = 1
+    h["EXTNAME"] = (extname, "extension name")
+    h["EXTVER"] = (1, "extension version number")
+    for cards in extra:
+        _append(h, cards)
+    return h
+
+
+def _hdu_bytes(hdu) -> bytes:
+    """Serialized bytes of one extension HDU (via astropy, for small HDUs)."""
+    buf = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    raw = buf.getvalue()
+    skip = len(fits.PrimaryHDU().header.tostring())
+    if raw[skip:skip + 8] != b"XTENSION":
+        raise RuntimeError("unexpected FITS serialization of the dummy primary HDU")
+    return raw[skip:]
+
+
+def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
+    """HDRTAB from a list of dicts; keys missing from a row get '' / NaN / 0 / False."""
+    keys: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in keys:
+                keys.append(k)
+    cols = {}
+    for k in keys:
+        present = [r[k] for r in rows if k in r and r[k] is not None]
+        sample = present[0] if present else ""
+        if isinstance(sample, (bool, np.bool_)):
+            default = False
+        elif isinstance(sample, (int, np.integer)):
+            default = 0
+        elif isinstance(sample, (float, np.floating)):
+            default = float("nan")
+        else:
+            default = ""
+        vals = [r.get(k) if r.get(k) is not None else default for r in rows]
+        if isinstance(default, str):
+            vals = [str(v) for v in vals]
+        cols[k] = vals
+    table = Table(cols, names=keys) if keys else Table()
+    hdu = fits.table_to_hdu(table) if keys else fits.BinTableHDU.from_columns([])
+    hdu.name = "HDRTAB"
+    hdu.ver = 1
+    return hdu
+
+
+# --------------------------------------------------------------------------- writing
+class _HashingWriter:
+    def __init__(self, f):
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data) -> None:
+        mv = memoryview(data).cast("B")
+        self.f.write(mv)
+        self.sha.update(mv)
+        self.size += mv.nbytes
+
+    def pad(self) -> None:
+        rem = self.size % BLOCK
+        if rem:
+            self.write(b"\0" * (BLOCK - rem))
+
+
+def _source_shape_dtype(src):
+    shape = tuple(src.shape)
+    dtype = np.dtype(src.dtype)
+    return shape, dtype
+
+
+def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
+    if hasattr(src, "iter_row_blocks"):
+        for _, block in src.iter_row_blocks(nrows):
+            yield block
+    else:
+        a = src
+        n = a.shape[0] if a.ndim == 2 else a.shape[0] * a.shape[1]
+        flat = a.reshape(n, a.shape[-1]) if a.ndim == 3 else a
+        for y0 in range(0, n, nrows):
+            yield flat[y0:y0 + nrows]
+
+
+def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int) -> None:
+    shape, _ = _source_shape_dtype(src)
+    be = np.dtype(target_dtype).newbyteorder(">")
+    w.write(_image_header(extname, target_dtype, shape, extra).tostring().encode("ascii"))
+    expected = int(np.prod(shape))
+    written = 0
+    for block in _iter_blocks(src, block_rows):
+        b = np.ascontiguousarray(block, dtype=be)
+        written += b.size
+        if written > expected:
+            raise ValueError(f"{extname}: source delivered more than {expected} pixels")
+        w.write(b)
+    if written != expected:
+        raise ValueError(f"{extname}: source delivered {written} of {expected} pixels")
+    w.pad()
+
+
+def write_product(
+    path,
+    *,
+    primary=None,
+    sci,
+    wht,
+    nexp,
+    wcs_header=None,
+    hdrtab: list[Mapping] | None = None,
+    ctx=None,
+    extra_headers: Mapping[str, object] | None = None,
+    block_rows: int = 512,
+) -> ProductFile:
+    """Write an MVM layer product atomically and return its path, SHA-256 and size.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file; replaced atomically if it exists.
+    primary : fits.Header or dict
+        PRIMARY keywords: ``{name: value}`` or ``{name: (value, comment)}``.
+    sci, wht : 2-D float32 sources
+        Science (counts/s) and weight images: ndarray / np.memmap, `TileSpool`,
+        `RowStrips` or anything with ``shape``, ``dtype`` and
+        ``iter_row_blocks(n)`` yielding ``(row0, block)`` in row order.
+    nexp : 2-D int16 source
+        Number of inputs per pixel.
+    wcs_header : fits.Header or dict, optional
+        WCS (and other) cards written to SCI, WHT, CTX (with data) and NEXP.
+    hdrtab : list of dict, optional
+        One row per input chip for the HDRTAB binary table.
+    ctx : int32 array (ny, nx) or (nplanes, ny, nx), optional
+        Context image, stored as a RICE-compressed CompImageHDU (loaded into
+        memory); None writes the archive's empty CTX extension.
+    extra_headers : {EXTNAME: Header or dict}, optional
+        Additional cards per extension (e.g. ``{'SCI': {'BUNIT': 'ELECTRONS/S'}}``).
+    block_rows : int
+        Rows converted and written at a time.
+    """
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    extra_headers = dict(extra_headers or {})
+    shape, _ = _source_shape_dtype(sci)
+    for name, src in (("WHT", wht), ("NEXP", nexp)):
+        if tuple(src.shape) != shape:
+            raise ValueError(f"{name} shape {tuple(src.shape)} differs from SCI shape {shape}")
+    wcs_cards = _cards(wcs_header)
+
+    def extra(name):
+        return [wcs_cards, _cards(extra_headers.get(name))]
+
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+            os.fchmod(f.fileno(), 0o644)
+            w = _HashingWriter(f)
+            w.write(_primary_header(primary).tostring().encode("ascii"))
+            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows)
+            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows)
+            if ctx is None:
+                w.write(_image_header("CTX", np.int32, (), [_cards(extra_headers.get("CTX"))]).tostring().encode("ascii"))
+            else:
+                c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
+                chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
+                chdu.header["EXTVER"] = 1
+                _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
+                w.write(_hdu_bytes(chdu))
+            w.write(_hdu_bytes(_hdrtab_hdu(list(hdrtab or []))))
+            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
+            f.flush()
+            os.fsync(f.fileno())
+            digest, size = w.sha.hexdigest(), w.size
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+    return ProductFile(path=path, sha256=digest, size=size)

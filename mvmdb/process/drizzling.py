@@ -1,0 +1,529 @@
+"""Drizzle the members of one layer onto the sky-cell grid, tile by tile.
+
+Array level only: inputs are numpy arrays (science, DQ) with a WCS or a
+precomputed pixel map, outputs are numpy arrays or tiles handed to a sink.
+Conventions: pixel coordinates are 0-based with pixel centres at integers
+(numpy, astropy ``origin=0`` and drizzle); arrays are numpy ``(ny, nx)``.
+
+The archive's final drizzle for MVM layers (spec §5.3): square kernel,
+pixfrac 1.0, EXP weighting (weight = exposure time, ``final_wht_type EXP``),
+output in counts per second (e-/s for HST e- calibrated data), bad pixels
+rejected through ``final_bits`` (the DQ flags *accepted* as good), no cosmic-ray
+rejection, sky subtraction from sky matching.
+
+Tiling
+------
+The output is processed in tiles of ``tile_shape`` so memory is bounded by a
+tile plus the inputs touching it.  For each tile only the inputs whose
+footprint overlaps it are drizzled, and for each of those only the input
+sub-box that maps into the tile is read and only its pixel map computed (see
+`mvmdb.process.pixmap.PixmapModel`).
+
+drizzle's C code limits the input pixels it resamples with a polygon built
+from the four mapped corners of the input array, clipped to the output array
+and mapped back; with HST distortion those straight chords deviate from the
+true (curved) edges by several pixels over a chip, which drops pixels near an
+output edge that cuts through an input (bare drizzle loses them at the edges
+of its output too).  Two guards make tiles seamless, and the layer's own edges
+exact:
+
+* each tile is drizzled into a window grown by a *halo* of output pixels on
+  every side (also past the layer's edges), and only the tile is kept;
+* each input sub-box is grown by a *guard* band of input pixels; beyond the
+  chip the band is virtual (zero weight, pixel map extrapolated), so the chord
+  errors fall on pixels that carry no weight.
+
+Both widths are derived from the curvature of each input's pixel map.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from astropy.wcs import WCS
+from drizzle.resample import Drizzle
+
+from mvmdb.process.pixmap import DEFAULT_TOL_PX, ArrayPixmap, PixmapModel, pixel_scale_arcsec
+
+__all__ = [
+    "DrizzleInput",
+    "InputReport",
+    "LayerArrays",
+    "LayerTile",
+    "drizzle_layer",
+    "final_bits",
+    "good_pixels",
+    "input_mapper",
+    "units_kind",
+]
+
+log = logging.getLogger(__name__)
+
+#: Input units treated as integrated counts (drizzle ``in_units='counts'``: divided by exptime).
+COUNT_UNITS = frozenset({"electrons", "electron", "e-", "e", "counts", "count", "dn"})
+#: Input units treated as count rates (drizzle ``in_units='cps'``).
+RATE_UNITS = frozenset({"electrons/s", "electron/s", "e-/s", "e/s", "electrons/sec", "counts/s", "count/s", "cps", "dn/s"})
+
+#: Bits of context per plane (drizzle's int32 context images).
+CTX_PLANE_BITS = 32
+
+
+def units_kind(units: str) -> str:
+    """``'counts'`` or ``'cps'`` for a BUNIT-like string ('ELECTRONS', 'ELECTRONS/S', ...)."""
+    u = units.strip().lower().replace(" ", "")
+    if u in COUNT_UNITS:
+        return "counts"
+    if u in RATE_UNITS:
+        return "cps"
+    raise ValueError(f"unsupported input units {units!r}; expected one of {sorted(COUNT_UNITS | RATE_UNITS)}")
+
+
+def final_bits(instrument: str, detector: str, n_exposures: int, filter_name: str | None = None) -> int:
+    """DQ flags accepted as good in the final drizzle of an MVM layer (spec §5.3).
+
+    ``n_exposures`` is the archive's ``n_exp = int(round(MEANNEXP))``.  Single
+    exposure layers (n = 1, the ``any_n1`` configurations) accept every flag
+    (65535).  For n > 1: ACS/WFC, ACS/HRC and WFC3/UVIS 80; WFC3/IR 528;
+    WFPC2 "2,8,1024" (1034); ACS/SBC 0 in the blue filters F115LP/F122M and,
+    through the archive quirk of falling back to the base configuration, 528 in
+    the others (``filter_name`` required for SBC).
+    """
+    if n_exposures < 1:
+        raise ValueError("n_exposures must be >= 1")
+    inst = instrument.strip().upper()
+    det = detector.strip().upper()
+    if n_exposures == 1:
+        return 65535
+    if inst == "ACS" and det in ("WFC", "HRC"):
+        return 80
+    if inst == "WFC3" and det == "UVIS":
+        return 80
+    if inst == "WFC3" and det == "IR":
+        return 528
+    if inst == "WFPC2":
+        return 2 | 8 | 1024
+    if inst == "ACS" and det == "SBC":
+        if filter_name is None:
+            raise ValueError("ACS/SBC final_bits depend on the filter: pass filter_name")
+        return 0 if filter_name.strip().lower() in ("f115lp", "f122m") else 528
+    raise ValueError(f"no MVM drizzle parameters for {instrument}/{detector}")
+
+
+def good_pixels(sci: np.ndarray, dq: np.ndarray | None, bits: int) -> np.ndarray:
+    """Boolean mask of usable pixels: finite science value and ``(dq & ~bits) == 0``.
+
+    ``bits`` is the set of DQ flags *accepted* as good (AstroDrizzle ``final_bits``).
+    """
+    good = np.isfinite(sci)
+    if dq is not None:
+        dq = np.asarray(dq)
+        if dq.dtype.kind not in "iu":
+            raise TypeError(f"DQ array must be of integer type, not {dq.dtype}")
+        udq = dq.view(dq.dtype.str.replace("i", "u"))
+        reject = udq.dtype.type(~int(bits) & ((1 << (8 * udq.dtype.itemsize)) - 1))
+        good &= (udq & reject) == 0
+    return good
+
+
+@dataclass
+class DrizzleInput:
+    """One input chip of a layer.
+
+    Attributes
+    ----------
+    sci : ndarray (ny, nx)
+        Science array in ``units`` (np.memmap is fine: only sub-boxes are read).
+    exptime : float
+        Exposure time in seconds (> 0); also the EXP weight of good pixels.
+    dq : ndarray (ny, nx) of int, optional
+        Data-quality flags; pixels with a flag outside ``bits`` get zero weight.
+    in_wcs : astropy.wcs.WCS, optional
+        Chip WCS; used to compute the pixel map unless ``pixmap`` is given.
+    pixmap : ndarray (ny, nx, 2), optional
+        Precomputed map onto the layer's output grid (0-based output pixels).
+    units : str
+        'electrons' / 'counts' (integrated) or 'electrons/s' / 'cps' (rates).
+    sky : float
+        Sky level to subtract, in ``units`` per input pixel.
+    name : str
+        Identifier (e.g. ``'jbt122x8q_flc.fits[SCI,1]'``).
+    exposure : str, optional
+        Exposure identifier shared by the chips of one exposure (defaults to ``name``).
+    pixel_scale : float, optional
+        Nominal input pixel scale in arcsec (IDCSCALE); default sqrt|det CD| of
+        ``in_wcs``, or the mean local scale of ``pixmap``.
+    """
+
+    sci: np.ndarray
+    exptime: float
+    dq: np.ndarray | None = None
+    in_wcs: WCS | None = None
+    pixmap: np.ndarray | None = None
+    units: str = "electrons"
+    sky: float = 0.0
+    name: str = ""
+    exposure: str | None = None
+    pixel_scale: float | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.sci.shape)
+
+    @property
+    def exposure_id(self) -> str:
+        return self.exposure if self.exposure is not None else self.name
+
+
+def input_mapper(inp, out_wcs: WCS | None, tol: float = DEFAULT_TOL_PX):
+    """`PixmapModel` (from ``inp.in_wcs``) or `ArrayPixmap` (from ``inp.pixmap``) of an input."""
+    if getattr(inp, "pixmap", None) is not None:
+        return ArrayPixmap(inp.pixmap)
+    if inp.in_wcs is None or out_wcs is None:
+        raise ValueError(f"input {inp.name!r}: need a pixmap, or in_wcs and out_wcs")
+    return PixmapModel(inp.in_wcs, out_wcs, inp.sci.shape, tol=tol)
+
+
+@dataclass
+class LayerTile:
+    """One finished output tile: rows ``y0:y0+h``, columns ``x0:x0+w`` of the layer."""
+
+    y0: int
+    x0: int
+    sci: np.ndarray  # float32, e-/s (counts/s), NaN where no data
+    wht: np.ndarray  # float32, sum of exptime x overlap
+    nexp: np.ndarray  # int16, number of inputs contributing
+    ctx: np.ndarray | None = None  # int32 (nplanes, h, w), bit k of plane p = input 32p + k
+
+    @property
+    def slices(self) -> tuple[slice, slice]:
+        h, w = self.sci.shape
+        return slice(self.y0, self.y0 + h), slice(self.x0, self.x0 + w)
+
+
+@dataclass
+class InputReport:
+    name: str
+    pixmap_mode: str
+    pixmap_error_px: float
+    pixel_scale_ratio: float
+    tiles: int = 0
+    nmiss: int = 0
+    nskip: int = 0
+
+
+@dataclass
+class LayerArrays:
+    """Result of `drizzle_layer`; arrays are None when tiles went to a sink."""
+
+    sci: np.ndarray | None
+    wht: np.ndarray | None
+    nexp: np.ndarray | None
+    ctx: np.ndarray | None
+    total_exptime: float
+    inputs: list[InputReport] = field(default_factory=list)
+    tiles: int = 0
+    halo_px: int = 0
+    seconds: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Plan:
+    inp: object
+    mapper: object
+    kind: str
+    ratio: float
+    bbox: tuple[float, float, float, float]  # output x0, x1, y0, y1 (inclusive extent incl. pixel size)
+    curvature: float  # max |second derivative| of the map, output px per input px^2
+    halo: int
+    report: InputReport
+
+
+#: Safety factor on the chord-error estimates that size halos and guard bands.
+_SAFETY = 1.25
+
+
+def _guard_px(plan: _Plan, box) -> int:
+    """Guard band (input px) for an input box: the images of its straight edges deviate
+    from their chords by up to f2 * L^2 / 8 output px, i.e. that times ``ratio`` input px."""
+    length = max(box[1] - box[0], box[3] - box[2]) + 1
+    return int(np.ceil(_SAFETY * plan.curvature * length**2 / 8.0 * plan.ratio)) + 2
+
+
+def _max_curvature(mapper, shape) -> float:
+    """Max |second derivative| of a pixel map (output px per input px^2), on a uniform grid."""
+    ny, nx = shape
+    s = max(1, min(nx, ny) // 8)
+    xs = np.arange(0, nx, s, dtype=np.float64)
+    ys = np.arange(0, ny, s, dtype=np.float64)
+    if len(xs) < 3 or len(ys) < 3:
+        return 0.0
+    pm = mapper.evaluate_grid(xs, ys)
+    with np.errstate(invalid="ignore"):
+        dxx = np.abs(pm[:, 2:] - 2 * pm[:, 1:-1] + pm[:, :-2]).max(initial=0.0)
+        dyy = np.abs(pm[2:] - 2 * pm[1:-1] + pm[:-2]).max(initial=0.0)
+        dxy = np.abs(pm[1:, 1:] - pm[1:, :-1] - pm[:-1, 1:] + pm[:-1, :-1]).max(initial=0.0)
+    return float(np.nanmax([dxx, dyy, dxy])) / (s * s)
+
+
+def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
+    if not inp.exptime > 0:
+        raise ValueError(f"input {inp.name!r}: exptime must be > 0")
+    kind = units_kind(inp.units)
+    mapper = input_mapper(inp, out_wcs, tol)
+    xs, ys, pm = mapper.coarse
+    # pixel scale ratio (output / input pixel size)
+    in_ps = inp.pixel_scale
+    if in_ps is None and inp.in_wcs is not None:
+        in_ps = pixel_scale_arcsec(inp.in_wcs)
+    if in_ps is not None and out_wcs is not None:
+        ratio = pixel_scale_arcsec(out_wcs) / in_ps
+    else:
+        jx = (pm[:, 1:] - pm[:, :-1])[:-1] / np.diff(xs)[None, :, None]
+        jy = (pm[1:, :] - pm[:-1, :])[:, :-1] / np.diff(ys)[:, None, None]
+        det = np.abs(jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0])
+        ratio = float(1.0 / np.sqrt(np.nanmedian(det)))
+    # halo (output px) from the curvature of the map: the preimage of a window edge of
+    # about a tile's length deviates from its chord by f2 * L_in^2 / 8 (see module docstring)
+    ny, nx = inp.sci.shape
+    f2 = _max_curvature(mapper, (ny, nx))
+    halo_guess = 16
+    for _ in range(3):
+        chord_in = ratio * (max(tile_shape) + 2 * halo_guess)
+        halo_guess = int(np.ceil(_SAFETY * f2 * chord_in**2 / 8.0 + 2.0 / ratio)) + 2
+    halo = halo_guess
+    with np.errstate(invalid="ignore"):
+        reach = 2.0 / ratio + 2.0
+        bbox = (float(np.nanmin(pm[..., 0])) - reach, float(np.nanmax(pm[..., 0])) + reach,
+                float(np.nanmin(pm[..., 1])) - reach, float(np.nanmax(pm[..., 1])) + reach)
+    err = getattr(mapper, "max_error_px", 0.0)
+    report = InputReport(name=inp.name, pixmap_mode=getattr(mapper, "mode", "array"),
+                         pixmap_error_px=float(err), pixel_scale_ratio=float(ratio))
+    return _Plan(inp, mapper, kind, float(ratio), bbox, f2, halo, report)
+
+
+class _Scratch:
+    """Reusable work buffers: large fresh allocations cost a page fault per 4 KiB."""
+
+    def __init__(self):
+        self._buffers: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, shape, dtype) -> np.ndarray:
+        n = int(np.prod(shape))
+        buf = self._buffers.get(name)
+        if buf is None or buf.size < n or buf.dtype != np.dtype(dtype):
+            buf = self._buffers[name] = np.empty(n, dtype=dtype)
+        return buf[:n].reshape(shape)
+
+
+def _read_box(plan: _Plan, box, bits, scratch: _Scratch):
+    """Sky-subtracted science and EXP weights on an input box that may extend past the chip.
+
+    Pixels outside the chip, non-finite or DQ-rejected get weight 0 and value 0.
+    The arrays are scratch buffers, valid until the next call.
+    """
+    inp = plan.inp
+    xmin, xmax, ymin, ymax = box
+    ny, nx = inp.sci.shape
+    h, w = ymax - ymin + 1, xmax - xmin + 1
+    data = scratch.get("data", (h, w), np.float32)
+    wht = scratch.get("wht", (h, w), np.float32)
+    cx0, cx1 = max(xmin, 0), min(xmax, nx - 1)
+    cy0, cy1 = max(ymin, 0), min(ymax, ny - 1)
+    if (cx0, cx1, cy0, cy1) != (xmin, xmax, ymin, ymax):  # part of the box is outside the chip
+        data.fill(0.0)
+        wht.fill(0.0)
+    if cx0 > cx1 or cy0 > cy1:
+        return data, wht
+    rows, cols = slice(cy0, cy1 + 1), slice(cx0, cx1 + 1)
+    good = good_pixels(inp.sci[rows, cols], None if inp.dq is None else inp.dq[rows, cols], bits)
+    inner = (slice(cy0 - ymin, cy1 - ymin + 1), slice(cx0 - xmin, cx1 - xmin + 1))
+    d = data[inner]
+    np.subtract(inp.sci[rows, cols], np.float32(inp.sky), out=d, casting="unsafe")
+    np.copyto(d, np.float32(0.0), where=~good)
+    np.multiply(good, np.float32(inp.exptime), out=wht[inner])
+    return data, wht
+
+
+def _box_pixmap(plan: _Plan, box, origin, scratch: _Scratch) -> np.ndarray:
+    """Pixel map of input box ``(xmin, xmax, ymin, ymax)`` relative to output ``origin`` (x0, y0)."""
+    bx0, bx1, by0, by1 = box
+    out = scratch.get("pixmap", (by1 - by0 + 1, bx1 - bx0 + 1, 2), np.float64)
+    return plan.mapper.evaluate_grid(np.arange(bx0, bx1 + 1, dtype=np.float64),
+                                     np.arange(by0, by1 + 1, dtype=np.float64), out=out, shift=origin)
+
+
+def _tiles(out_shape, tile_shape) -> Iterator[tuple[int, int, int, int]]:
+    ny, nx = out_shape
+    ty, tx = tile_shape
+    for y0 in range(0, ny, ty):
+        for x0 in range(0, nx, tx):
+            yield x0, min(x0 + tx, nx), y0, min(y0 + ty, ny)
+
+
+def _popcount_planes(ctx: np.ndarray) -> np.ndarray:
+    """Number of set bits over all context planes, per pixel (int16)."""
+    counts = np.zeros(ctx.shape[1:], dtype=np.int16)
+    for plane in ctx:
+        counts += np.bitwise_count(plane.view(np.uint32)).astype(np.int16)
+    return counts
+
+
+def _remap_context(local: np.ndarray, global_ids: Sequence[int], n_planes: int) -> np.ndarray:
+    """Move context bits from local ids (order of drizzling in a tile) to global input indices."""
+    out = np.zeros((n_planes,) + local.shape[1:], dtype=np.int32)
+    lu = local.view(np.uint32)
+    ou = out.view(np.uint32)
+    for lid, gid in enumerate(global_ids):
+        bit = (lu[lid // CTX_PLANE_BITS] >> np.uint32(lid % CTX_PLANE_BITS)) & np.uint32(1)
+        ou[gid // CTX_PLANE_BITS] |= bit << np.uint32(gid % CTX_PLANE_BITS)
+    return out
+
+
+def drizzle_layer(
+    inputs: Sequence[DrizzleInput],
+    out_wcs: WCS | None,
+    out_shape,
+    *,
+    bits: int,
+    tile_shape=(2048, 2048),
+    context: bool = False,
+    pixfrac: float = 1.0,
+    kernel: str = "square",
+    sink: Callable[[LayerTile], None] | None = None,
+    out: LayerArrays | None = None,
+    pixmap_tol: float = DEFAULT_TOL_PX,
+) -> LayerArrays:
+    """Drizzle the inputs of one layer onto the output grid, tile by tile.
+
+    Parameters
+    ----------
+    inputs : sequence of DrizzleInput
+        The layer's chips.  Their order is the context-bit order.
+    out_wcs : astropy.wcs.WCS or None
+        Output (trimmed sky-cell) WCS; pixel (0, 0) of ``out_shape`` is pixel
+        (0, 0) of this WCS.  May be None if every input carries a pixmap.
+    out_shape : (ny, nx)
+        Output array shape.
+    bits : int
+        DQ flags accepted as good (see `final_bits`).
+    tile_shape : (ty, tx)
+        Output tile size; memory use is bounded by one tile (plus halo) and
+        the input sub-boxes that map into it.
+    context : bool
+        Also build the context image: int32 planes ``(ceil(n/32), ny, nx)``,
+        bit k of plane p set where input 32p + k contributed.
+    pixfrac, kernel : drizzle parameters (archive MVM: 1.0, 'square').
+    sink : callable(LayerTile), optional
+        Receives every finished tile (row-major order) instead of full arrays
+        being kept; the returned arrays are then None.
+    out : LayerArrays, optional
+        Pre-allocated output arrays (e.g. np.memmap) to write tiles into:
+        ``sci`` float32, ``wht`` float32, ``nexp`` int16, ``ctx`` int32 3-D
+        (if ``context``).
+    pixmap_tol : float
+        Tolerance of the pixel maps against astropy (output pixels).
+
+    Returns
+    -------
+    LayerArrays
+        ``sci`` in e-/s (counts/s: inputs in counts are divided by their
+        exposure time), NaN where no input contributes; ``wht`` the EXP weight
+        (sum of exptime x fractional overlap); ``nexp`` the number of inputs
+        with a non-zero weight in the pixel (chips of one exposure never
+        overlap, so this is the number of exposures); optional ``ctx``.
+    """
+    t_start = time.perf_counter()
+    ny, nx = int(out_shape[0]), int(out_shape[1])
+    tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
+    plans = [_plan_input(inp, out_wcs, tile_shape, pixmap_tol) for inp in inputs]
+    n_inputs = len(plans)
+    n_planes = max(1, (n_inputs + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
+    halo = max((p.halo for p in plans), default=0)
+    t_plan = time.perf_counter() - t_start
+
+    if sink is None and out is None:
+        out = LayerArrays(
+            sci=np.empty((ny, nx), dtype=np.float32),
+            wht=np.empty((ny, nx), dtype=np.float32),
+            nexp=np.empty((ny, nx), dtype=np.int16),
+            ctx=np.empty((n_planes, ny, nx), dtype=np.int32) if context else None,
+            total_exptime=0.0,
+        )
+
+    scratch = _Scratch()
+    t_driz = 0.0
+    t_prep = 0.0
+    n_tiles = 0
+    for x0, x1, y0, y1 in _tiles((ny, nx), tile_shape):
+        n_tiles += 1
+        # the window extends past the output's own edges too, so inputs crossing them
+        # are drizzled as completely as anywhere else
+        wx0, wx1 = x0 - halo, x1 + halo
+        wy0, wy1 = y0 - halo, y1 + halo
+        touching = [
+            k for k, p in enumerate(plans)
+            if p.bbox[0] < x1 and p.bbox[1] > x0 and p.bbox[2] < y1 and p.bbox[3] > y0
+        ]
+        jobs = []
+        for k in touching:
+            p = plans[k]
+            box = p.mapper.input_box((x0, x1, y0, y1))
+            if box is not None:
+                g = _guard_px(p, box)
+                jobs.append((k, (box[0] - g, box[1] + g, box[2] - g, box[3] + g)))
+        inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+        if not jobs:
+            tile = LayerTile(
+                y0, x0,
+                sci=np.full((y1 - y0, x1 - x0), np.nan, dtype=np.float32),
+                wht=np.zeros((y1 - y0, x1 - x0), dtype=np.float32),
+                nexp=np.zeros((y1 - y0, x1 - x0), dtype=np.int16),
+                ctx=np.zeros((n_planes, y1 - y0, x1 - x0), dtype=np.int32) if context else None,
+            )
+        else:
+            driz = Drizzle(kernel=kernel, fillval=None, out_shape=(wy1 - wy0, wx1 - wx0),
+                           max_ctx_id=len(jobs) - 1)
+            for k, box in jobs:
+                p = plans[k]
+                t0 = time.perf_counter()
+                pm = _box_pixmap(p, box, (wx0, wy0), scratch)
+                data, wmap = _read_box(p, box, bits, scratch)
+                t1 = time.perf_counter()
+                nmiss, nskip = driz.add_image(
+                    data, exptime=float(p.inp.exptime), pixmap=pm, weight_map=wmap,
+                    iscale=p.ratio**2, pixel_scale_ratio=p.ratio, pixfrac=pixfrac, in_units=p.kind,
+                )
+                t_driz += time.perf_counter() - t1
+                t_prep += t1 - t0
+                p.report.tiles += 1
+                p.report.nmiss += int(nmiss)
+                p.report.nskip += int(nskip)
+            # pixels without weight kept drizzle's initial NaN (it never writes zero-weight data)
+            sci = driz.out_img[inner]
+            wht = driz.out_wht[inner]
+            local_ctx = driz.out_ctx[(slice(None),) + inner]
+            tile = LayerTile(
+                y0, x0, sci=sci, wht=wht, nexp=_popcount_planes(local_ctx),
+                ctx=_remap_context(local_ctx, [k for k, _ in jobs], n_planes) if context else None,
+            )
+        if sink is not None:
+            sink(tile)
+        if out is not None:
+            sl = tile.slices
+            out.sci[sl] = tile.sci
+            out.wht[sl] = tile.wht
+            out.nexp[sl] = tile.nexp
+            if context and out.ctx is not None:
+                out.ctx[(slice(None),) + sl] = tile.ctx
+
+    total = float(sum(p.inp.exptime for p in plans))
+    seconds = {"plan": t_plan, "prepare": t_prep, "drizzle": t_driz, "total": time.perf_counter() - t_start}
+    reports = [p.report for p in plans]
+    if out is not None:
+        return LayerArrays(out.sci, out.wht, out.nexp, out.ctx if context else None, total, reports,
+                           n_tiles, halo, seconds)
+    return LayerArrays(None, None, None, None, total, reports, n_tiles, halo, seconds)

@@ -1,0 +1,147 @@
+"""Product FITS writing: layout, streaming sources, atomicity, checksum."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from mvmdb.fitsio.product import LayerSpool, RowStrips, TileSpool, write_product
+
+
+def _wcs_header():
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [181.0, 27.9]
+    w.wcs.crpix = [-500.0, 300.0]
+    w.wcs.cd = [[-1.1111111111111112e-05, 0.0], [0.0, 1.1111111111111112e-05]]
+    return w.to_header()
+
+
+def _arrays(shape=(300, 200), seed=0):
+    rng = np.random.default_rng(seed)
+    sci = rng.normal(0.1, 0.01, shape).astype(np.float32)
+    sci[:5] = np.nan
+    wht = np.where(np.isnan(sci), 0, 900.0).astype(np.float32)
+    nexp = np.where(np.isnan(sci), 0, 3).astype(np.int16)
+    return sci, wht, nexp
+
+
+PRIMARY = {
+    "TELESCOP": "HST",
+    "SCELLID": ("p1889x07y19", "Sky cell identifier"),
+    "NPIXFRAC": (0.25, "Fraction of pixels with data"),
+    "MEANWHT": (900.0, "Mean weight (typically exposure time) over pixels with data"),
+}
+HDRTAB = [
+    {"ROOTNAME": "jbt122x8q", "EXTNAME": "SCI", "EXTVER": 1, "EXPTIME": 450.0, "PROPOSID": 12286},
+    {"ROOTNAME": "jbt122x8q", "EXTNAME": "SCI", "EXTVER": 2, "EXPTIME": 450.0, "PROPOSID": 12286},
+    {"ROOTNAME": "jbt122xaq", "EXTNAME": "SCI", "EXTVER": 1, "EXPTIME": 500.0},
+]
+
+
+def test_layout_values_and_checksum(tmp_path):
+    sci, wht, nexp = _arrays()
+    target = tmp_path / "hst_skycell-p1889x07y19_acs_wfc_f814w_all_drc.fits"
+    res = write_product(target, primary=PRIMARY, sci=sci, wht=wht, nexp=nexp, wcs_header=_wcs_header(),
+                        hdrtab=HDRTAB, extra_headers={"SCI": {"BUNIT": ("ELECTRONS/S", "brightness units")}})
+    assert res.path == target and res.size == os.path.getsize(target)
+    assert res.sha256 == hashlib.sha256(target.read_bytes()).hexdigest()
+    with fits.open(target) as hdul:
+        hdul.verify("exception")
+        assert [h.name for h in hdul] == ["PRIMARY", "SCI", "WHT", "CTX", "HDRTAB", "NEXP"]
+        assert all(h.ver == 1 for h in hdul[1:])
+        assert hdul[0].header["SCELLID"] == "p1889x07y19"
+        assert hdul[0].header.comments["NPIXFRAC"] == "Fraction of pixels with data"
+        assert hdul["SCI"].data.dtype == np.dtype(">f4") and hdul["NEXP"].data.dtype == np.dtype(">i2")
+        np.testing.assert_array_equal(hdul["SCI"].data, sci)
+        np.testing.assert_array_equal(hdul["WHT"].data, wht)
+        np.testing.assert_array_equal(hdul["NEXP"].data, nexp)
+        assert hdul["CTX"].data is None  # archive: CTX present, empty without context
+        assert hdul["SCI"].header["BUNIT"] == "ELECTRONS/S"
+        for ext in ("SCI", "WHT", "NEXP"):
+            w = WCS(hdul[ext].header)
+            np.testing.assert_allclose(w.wcs.crpix, [-500.0, 300.0])
+        tab = hdul["HDRTAB"].data
+        assert len(tab) == 3 and list(tab["ROOTNAME"]) == ["jbt122x8q", "jbt122x8q", "jbt122xaq"]
+        assert list(tab["PROPOSID"]) == [12286, 12286, 0]  # missing integer -> 0
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]  # no temporary left behind
+
+
+def test_context_planes_are_tile_compressed(tmp_path):
+    sci, wht, nexp = _arrays((64, 96))
+    ctx = np.random.default_rng(1).integers(-2**31, 2**31 - 1, (2, 64, 96)).astype(np.int32)
+    res = write_product(tmp_path / "c.fits", primary={}, sci=sci, wht=wht, nexp=nexp, ctx=ctx,
+                        wcs_header=_wcs_header())
+    with fits.open(res.path) as hdul:
+        hdul.verify("exception")
+        assert isinstance(hdul["CTX"], fits.CompImageHDU)
+        assert hdul["CTX"].ver == 1
+        np.testing.assert_array_equal(hdul["CTX"].data, ctx)
+
+
+def test_streaming_sources_equal_arrays(tmp_path):
+    sci, wht, nexp = _arrays((301, 77))
+    ref = write_product(tmp_path / "ref.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
+    mm = np.lib.format.open_memmap(tmp_path / "sci.npy", "w+", np.float32, sci.shape)
+    mm[:] = sci
+    strips = RowStrips(wht.shape, np.float32, (wht[i:i + 13] for i in range(0, wht.shape[0], 13)))
+    with TileSpool(nexp.shape, np.int16, tmp_path) as spool:
+        for y0 in range(0, 301, 100):
+            for x0 in range(0, 77, 30):
+                spool.write_tile(y0, x0, nexp[y0:y0 + 100, x0:x0 + 30])
+        res = write_product(tmp_path / "streamed.fits", primary=PRIMARY, sci=mm, wht=strips, nexp=spool,
+                            block_rows=7)
+    assert res.sha256 == ref.sha256
+    assert not any(p.name.startswith(".spool-") for p in tmp_path.iterdir())
+
+
+def test_failing_source_leaves_no_file(tmp_path):
+    sci, wht, nexp = _arrays()
+    target = tmp_path / "layer_drc.fits"
+
+    def failing():
+        yield sci[:100]
+        raise RuntimeError("tile producer died")
+
+    with pytest.raises(RuntimeError, match="tile producer died"):
+        write_product(target, primary=PRIMARY, sci=RowStrips(sci.shape, np.float32, failing()), wht=wht,
+                      nexp=nexp)
+    assert list(tmp_path.iterdir()) == []
+    # a short source is an error too, and an existing product survives a failed rewrite
+    write_product(target, primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
+    before = target.read_bytes()
+    with pytest.raises(ValueError, match="ended after 10 of 300 rows"):
+        write_product(target, primary=PRIMARY, sci=RowStrips(sci.shape, np.float32, iter([sci[:10]])),
+                      wht=wht, nexp=nexp)
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == [target.name]
+
+
+def test_drizzle_tiles_to_product_via_spool(tmp_path):
+    """drizzle_layer -> LayerSpool sink -> write_product, nothing held in memory but tiles."""
+    from mvmdb.process.drizzling import DrizzleInput, drizzle_layer
+
+    w_out = WCS(_wcs_header())
+    w_in = WCS(naxis=2)
+    w_in.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w_in.wcs.crval = w_out.all_pix2world([[150.0, 100.0]], 0)[0]
+    w_in.wcs.crpix = [40.0, 30.0]
+    s = 0.05 / 3600
+    w_in.wcs.cd = [[-s * 0.8, s * 0.6], [s * 0.6, s * 0.8]]
+    inp = DrizzleInput(sci=np.full((60, 80), 2.0, np.float32), exptime=100.0, in_wcs=w_in,
+                       units="electrons/s", name="a")
+    shape = (200, 300)
+    mem = drizzle_layer([inp], w_out, shape, bits=0, tile_shape=(64, 64))
+    with LayerSpool(shape, tmp_path) as spool:
+        drizzle_layer([inp], w_out, shape, bits=0, tile_shape=(64, 64), sink=spool.sink)
+        res = write_product(tmp_path / "p.fits", primary={}, sci=spool.sci, wht=spool.wht, nexp=spool.nexp,
+                            wcs_header=w_out.to_header())
+    with fits.open(res.path) as hdul:
+        np.testing.assert_array_equal(hdul["SCI"].data, mem.sci)
+        np.testing.assert_array_equal(hdul["NEXP"].data, mem.nexp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.fits"]
