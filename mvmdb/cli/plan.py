@@ -13,6 +13,9 @@ from mvmdb.cli.context import echo_json, engine
 from mvmdb.plan import DEFAULT_OUT, PollerFile
 from mvmdb.plan import plan as run_plan
 
+MAX_TABLE_ROWS = 50
+"""Sky cells shown in the summary table; the totals line counts them all."""
+
 
 @click.command()
 @click.option(
@@ -52,16 +55,18 @@ def _summary(pollers: list[PollerFile], dry_run: bool) -> None:
     if not pollers:
         console.print("nothing to plan: no layer has NEW members")
         return
-    table = Table("sky cell", "layers", "NEW", "OLD", "job", "poller", box=None)
-    for p in pollers:
+    table = Table("sky cell", "layers", "NEW", "OLD", "job", box=None)
+    for p in pollers[:MAX_TABLE_ROWS]:
         job = p.job_action if p.job_id is None else f"{p.job_id} ({p.job_action})"
-        table.add_row(p.skycell, str(len(p.layers)), str(p.new), str(p.old), job, str(p.path))
+        table.add_row(p.skycell, str(len(p.layers)), str(p.new), str(p.old), job)
     console.print(table)
+    if len(pollers) > MAX_TABLE_ROWS:
+        console.print(f"... and {len(pollers) - MAX_TABLE_ROWS} more sky cells (--json lists all)", highlight=False)
     new = sum(p.new for p in pollers)
     old = sum(p.old for p in pollers)
     verb = "would write" if dry_run else "wrote"
-    line = f"{verb} {len(pollers)} poller file(s): {new} NEW and {old} OLD rows"
+    line = f"{verb} {len(pollers)} poller file(s) to {pollers[0].path.parent}: {new} NEW and {old} OLD rows"
     if not dry_run:
         actions = Counter(p.job_action for p in pollers)
         line += "; jobs " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
-    console.print(line)
+    console.print(line, soft_wrap=True, markup=False, highlight=False)
