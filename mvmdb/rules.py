@@ -49,6 +49,7 @@ __all__ = [
     "layer_name",
     "layer_filetype",
     "product_filename",
+    "is_ipppssoot",
 ]
 
 INSTRUMENTS = ("ACS", "WFC3", "WFPC2")
