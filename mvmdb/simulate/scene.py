@@ -349,6 +349,9 @@ _BULK_DETECTORS = [
 ]
 
 
+ACS_WFC_DOWN = (mjd(2007, 1, 27), mjd(2009, 5, 25))
+
+
 def _bulk(seed: int, n_exposures: int) -> ScenePlan:
     """Visits of 2-4 exposures at random positions over the whole sky."""
     rng = np.random.default_rng(stable_seed(seed, "bulk", "plan"))
@@ -373,6 +376,8 @@ def _bulk(seed: int, n_exposures: int) -> ScenePlan:
         filt = filters[int(rng.integers(len(filters)))]
         exptime = float(np.round(rng.uniform(100.0, 1400.0), 1))
         start = float(np.round(rng.uniform(t0, t1), 6))
+        if det == "WFC" and ACS_WFC_DOWN[0] < start < ACS_WFC_DOWN[1]:  # ACS/WFC failed 2007-2009
+            start = float(np.round(ACS_WFC_DOWN[1] + (start - ACS_WFC_DOWN[0]), 6))
         visits.append(_plan(proposid, obset, inst, det, [(filt, exptime, n)], (ra, dec),
                             float(np.round(rng.uniform(0, 360), 3)), start, targname=f"FIELD-{len(visits):05d}"))
         total += n
@@ -507,7 +512,6 @@ def defect_visits(plan: ScenePlan, defects, seed: int) -> list[VisitPlan]:
             tgt = ir_plans[0].target
             v = _plan(base.proposid, obset, inst, det_name, [(direct, 200.0, 1), (grism, 1000.0, 1)], tgt,
                       ir_plans[0].orientat, start, block_labels={1: ("grism",)},
-                      block_overrides={1: {"keywords": {"DIRIMAGE": "NONE"}}},
                       block_exclusion={1: "OBSTYPE"}, **common)
         elif name == "moving_target":
             v = _plan(base.proposid, obset, base.instrument, base.detector, [(first_filter, 300.0, 1)], base.target,

@@ -30,6 +30,7 @@ def check_file(path, row):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with fits.open(path) as hdul:
+            hdul.verify("exception")  # FITS-standard cards, mandatory keywords in order
             p = hdul[0].header
             for key in PRIMARY_ALL:
                 assert key in p, f"{path.name}: PRIMARY lacks {key}"
