@@ -1000,6 +1000,8 @@ def ingest(
     bar = _Progress(progress, len(files) + len(input_errors))
 
     def emit(r: FileResult) -> None:
+        r.sky_cells.sort()
+        r.layers.sort()
         summary.results.append(r)
         bar.advance()
         if on_result is not None:
