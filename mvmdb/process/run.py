@@ -1,0 +1,406 @@
+"""Running processing tasks: executors, ``run_queue``, ``run_pollers`` and the ``run_worker`` loop.
+
+A *task* is "claim job J (or the job of poller P) through the database, then draw it".
+Tasks are plain picklable values run by :func:`run_task` wherever the executor puts them:
+
+* ``inline`` -- in this process (tests, debugging);
+* ``local[:N]`` -- a pool of N processes on this machine (default: the CPU count).
+  Processes, not threads: drizzle's C kernel holds the GIL. The pool uses the ``spawn``
+  start method, so no database connection or thread is inherited across ``fork``;
+* ``dask[:N]`` -- Dask distributed: the scheduler at ``scheduler`` (``tcp://host:8786``),
+  or a ``LocalCluster`` of N single-threaded worker processes when no address is given.
+
+Because every task claims its job in PostgreSQL (``SELECT ... FOR UPDATE SKIP LOCKED``,
+see :mod:`mvmdb.process.queue`), a task that finds its job already claimed elsewhere does
+nothing: any mix of executors, ``mvm worker`` loops and machines on one catalog draws each
+job exactly once. Each task process makes its own engine from the URL (cached per process).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from mvmdb.db.engine import make_engine
+from mvmdb.process import queue
+from mvmdb.process.skycell import (
+    DIRECT_NOTE,
+    DrawOptions,
+    LayerResult,
+    busy_results,
+    catalog_match,
+    process_job,
+    process_poller_direct,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POLL_INTERVAL = 5.0
+"""Seconds an idle worker waits before asking the queue again."""
+
+
+# --------------------------------------------------------------------------- settings, tasks
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a task needs besides its own identity (picklable).
+
+    ``db_url`` is a full SQLAlchemy URL string (password included: it travels to the task
+    processes); ``products_dir`` the root of ``<skycell-name>/<product>`` files; times in
+    seconds.
+    """
+
+    db_url: str
+    products_dir: str
+    heartbeat: float = queue.DEFAULT_HEARTBEAT
+    stale_after: float = queue.DEFAULT_STALE_AFTER
+    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+    draw: DrawOptions = field(default_factory=DrawOptions)
+
+    @classmethod
+    def for_engine(cls, engine: sa.Engine, products_dir: str | os.PathLike[str], **kw: Any) -> "Settings":
+        return cls(db_url=engine.url.render_as_string(hide_password=False), products_dir=str(products_dir), **kw)
+
+
+@dataclass(frozen=True)
+class Task:
+    """``job``: claim job ``job_id``; ``poller``: process poller file ``poller``; ``any``: the next queued job."""
+
+    kind: str
+    job_id: int | None = None
+    poller: str | None = None
+
+
+@dataclass
+class TaskOutcome:
+    """What a task did. ``claimed`` is False when its job was taken or busy elsewhere."""
+
+    task: Task
+    claimed: bool
+    results: list[LayerResult] = field(default_factory=list)
+    job_id: int | None = None
+    skycell: str | None = None
+    note: str | None = None
+
+
+_ENGINES: dict[str, sa.Engine] = {}
+
+
+def task_engine(url: str) -> sa.Engine:
+    """This process's engine for ``url`` (created once; a small pool: worker + heartbeat)."""
+    eng = _ENGINES.get(url)
+    if eng is None:
+        eng = _ENGINES[url] = make_engine(url, pool_size=2, max_overflow=4)
+    return eng
+
+
+def run_task(settings: Settings, task: Task, worker: str | None = None) -> TaskOutcome:
+    """Run one task here (in whatever process the executor chose)."""
+    engine = task_engine(settings.db_url)
+    worker = worker or queue.worker_identity()
+    products = Path(settings.products_dir)
+    if task.kind == "poller":
+        return process_poller(engine, task.poller, settings, task, worker)
+    job = queue.claim(engine, worker, job_id=task.job_id if task.kind == "job" else None)
+    if job is None:
+        return TaskOutcome(task, claimed=False, job_id=task.job_id, note="not claimable (taken or busy elsewhere)")
+    results = process_job(engine, job, products, options=settings.draw, heartbeat_interval=settings.heartbeat)
+    return TaskOutcome(task, claimed=True, results=results, job_id=job.id, skycell=job.sky_cell_name)
+
+
+def process_poller(engine: sa.Engine, poller: str | os.PathLike[str], settings: Settings, task: Task,
+                   worker: str) -> TaskOutcome:
+    """``mvm process POLLER``: one poller file.
+
+    The poller names a sky cell (row 0's; rows of other sky cells are ignored, as the
+    archive does). If the catalog knows that sky cell and every file the poller lists (by
+    path, else by file name), the sky cell's job is claimed -- created first if there is
+    none -- and drawn exactly as a queued job (:func:`process_job`), so the catalog's
+    bookkeeping (products, NEW -> OLD, job state) stays right and no other worker draws it
+    at the same time. If the sky cell is running elsewhere its layers are reported
+    ``skipped``. Otherwise the poller's files are drawn directly, without the catalog
+    (:func:`mvmdb.process.skycell.process_poller_direct`), and every result says so.
+    """
+    from mvmdb.poller import read_poller
+
+    rows = read_poller(poller)
+    if not rows:
+        return TaskOutcome(task, claimed=False, note=f"{poller}: empty poller")
+    skycell = rows[0].skycell
+    rows = [r for r in rows if r.skycell == skycell]
+    sid, unknown = catalog_match(engine, rows)
+    if sid is not None and not unknown:
+        queue.enqueue(engine, sid, poller_path=str(poller))
+        job = queue.claim(engine, worker, sky_cell_id=sid)
+        if job is None:
+            return TaskOutcome(task, claimed=False, skycell=skycell, results=busy_results(engine, sid),
+                               note=f"{skycell} is being processed by another worker")
+        results = process_job(engine, job, Path(settings.products_dir), options=settings.draw,
+                              heartbeat_interval=settings.heartbeat)
+        return TaskOutcome(task, claimed=True, results=results, job_id=job.id, skycell=skycell)
+    why = f"{len(unknown)} of {len(rows)} files" if sid is not None else "sky cell"
+    results = process_poller_direct(rows, Path(settings.products_dir), options=settings.draw,
+                                    note=f"{DIRECT_NOTE} ({why} not catalogued)")
+    return TaskOutcome(task, claimed=True, results=results, skycell=skycell, note=DIRECT_NOTE)
+
+
+# --------------------------------------------------------------------------- executors
+
+
+class Executor:
+    """Runs ``run_task(settings, task)`` for many tasks; yields outcomes as they complete."""
+
+    name = "executor"
+
+    def run(self, settings: Settings, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "Executor":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+class InlineExecutor(Executor):
+    name = "inline"
+
+    def run(self, settings, tasks):
+        for t in tasks:
+            yield run_task(settings, t)
+
+
+def _spawn_init() -> None:
+    # Task processes ignore Ctrl-C: the parent decides; their jobs are released or reaped.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class LocalExecutor(Executor):
+    """A pool of ``n`` spawned processes, kept for the executor's lifetime."""
+
+    def __init__(self, n: int | None = None):
+        import multiprocessing
+
+        self.n = max(1, n or os.cpu_count() or 1)
+        self.name = f"local:{self.n}"
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.n, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
+        )
+
+    def run(self, settings, tasks):
+        futures = [self._pool.submit(run_task, settings, t) for t in tasks]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        finally:
+            for fut in futures:
+                fut.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(Executor):
+    """Dask distributed: a client of ``scheduler`` or of a fresh ``LocalCluster`` of ``n`` processes."""
+
+    def __init__(self, scheduler: str | None = None, n: int | None = None):
+        from distributed import Client, LocalCluster
+
+        self._cluster = None
+        if scheduler:
+            self._client = Client(scheduler)
+            self.name = f"dask:{scheduler}"
+        else:
+            n = max(1, n or os.cpu_count() or 1)
+            self._cluster = LocalCluster(
+                n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=logging.ERROR
+            )
+            self._client = Client(self._cluster)
+            self.name = f"dask:local:{n}"
+
+    def run(self, settings, tasks):
+        from distributed import as_completed as dask_completed
+
+        futures = [self._client.submit(run_task, settings, t, pure=False) for t in tasks]
+        for fut in dask_completed(futures):
+            yield fut.result()
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(spec: str = "local", scheduler: str | None = None) -> Executor:
+    """``inline``, ``local``, ``local:N``, ``dask`` or ``dask:N`` (+ ``scheduler`` address for dask)."""
+    kind, _, count = spec.partition(":")
+    try:
+        n = int(count) if count else None
+    except ValueError:
+        raise ValueError(f"bad executor {spec!r}: the part after ':' must be a process count") from None
+    if n is not None and n < 1:
+        raise ValueError(f"bad executor {spec!r}: the process count must be >= 1")
+    if scheduler and kind != "dask":
+        raise ValueError("--scheduler only applies to --executor dask")
+    if kind == "inline":
+        return InlineExecutor()
+    if kind == "local":
+        return LocalExecutor(n)
+    if kind == "dask":
+        return DaskExecutor(scheduler, n)
+    raise ValueError(f"unknown executor {spec!r}: use local[:N], dask[:N] or inline")
+
+
+# --------------------------------------------------------------------------- drivers
+
+
+OutcomeCallback = Callable[[TaskOutcome], None]
+
+
+def run_queue(
+    engine: sa.Engine,
+    products_dir: str | os.PathLike[str],
+    *,
+    executor: Executor | str = "local",
+    scheduler: str | None = None,
+    on_outcome: OutcomeCallback | None = None,
+    reap_first: bool = True,
+    **settings_kw: Any,
+) -> list[TaskOutcome]:
+    """Draw every claimable queued job, then return (``mvm process --queue``).
+
+    Rounds: list the claimable jobs (queued, sky cell not running elsewhere), run one task
+    per job on the executor, repeat while a round claimed something (jobs of sky cells that
+    were running become claimable when those finish). Jobs still blocked by a job running
+    on another machine are left for the workers.
+    """
+    settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    own = isinstance(executor, str)
+    ex = make_executor(executor, scheduler) if own else executor
+    outcomes: list[TaskOutcome] = []
+    try:
+        if reap_first:
+            queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+        while True:
+            jobs = queue.claimable_jobs(engine)
+            if not jobs:
+                break
+            claimed = 0
+            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in jobs]):
+                outcomes.append(out)
+                claimed += out.claimed
+                if on_outcome:
+                    on_outcome(out)
+            if not claimed:
+                break
+    finally:
+        if own:
+            ex.close()
+    return outcomes
+
+
+def run_pollers(
+    engine: sa.Engine,
+    pollers: Iterable[str | os.PathLike[str]],
+    products_dir: str | os.PathLike[str],
+    *,
+    executor: Executor | str = "local",
+    scheduler: str | None = None,
+    on_outcome: OutcomeCallback | None = None,
+    **settings_kw: Any,
+) -> list[TaskOutcome]:
+    """Process poller files (``mvm process POLLER...``), one task per file; see :func:`process_poller`."""
+    settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    tasks = [Task("poller", poller=str(Path(p).resolve())) for p in pollers]
+    own = isinstance(executor, str)
+    ex = make_executor(executor, scheduler) if own else executor
+    outcomes: list[TaskOutcome] = []
+    try:
+        for out in ex.run(settings, tasks):
+            outcomes.append(out)
+            if on_outcome:
+                on_outcome(out)
+    finally:
+        if own:
+            ex.close()
+    return outcomes
+
+
+class _Stop(Exception):
+    pass
+
+
+def run_worker(
+    engine: sa.Engine,
+    products_dir: str | os.PathLike[str],
+    *,
+    once: bool = False,
+    idle_exit: float | None = None,
+    poll_interval: float = DEFAULT_POLL_INTERVAL,
+    reap_interval: float | None = None,
+    worker: str | None = None,
+    on_outcome: OutcomeCallback | None = None,
+    **settings_kw: Any,
+) -> int:
+    """The ``mvm worker`` loop: reap, claim, draw, repeat; returns the number of jobs drawn.
+
+    ``once``: stop after one job (or at once when none is claimable). ``idle_exit``: stop
+    after that many seconds without a claimable job (``None``: run until SIGTERM/SIGINT).
+    Stale running jobs are reaped every ``reap_interval`` seconds (default: a quarter of
+    ``stale_after``). On SIGTERM or Ctrl-C the job in hand is given back to the queue.
+    """
+    settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    worker = worker or queue.worker_identity()
+    reap_every = reap_interval if reap_interval is not None else max(1.0, settings.stale_after / 4)
+    done = 0
+    last_work = last_reap = -float("inf")
+    last_work = time.monotonic()
+
+    def on_term(signum, frame):
+        raise _Stop()
+
+    old = None
+    try:
+        old = signal.signal(signal.SIGTERM, on_term)
+    except ValueError:  # not the main thread (tests): no handler
+        pass
+    try:
+        while True:
+            now = time.monotonic()
+            if now - last_reap >= reap_every:
+                queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+                last_reap = now
+            job = queue.claim(engine, worker)
+            if job is not None:
+                results = process_job(
+                    engine, job, Path(settings.products_dir), options=settings.draw, heartbeat_interval=settings.heartbeat
+                )
+                done += 1
+                last_work = time.monotonic()
+                if on_outcome:
+                    on_outcome(TaskOutcome(Task("any"), True, results, job.id, job.sky_cell_name))
+                if once:
+                    break
+                continue
+            if once or (idle_exit is not None and time.monotonic() - last_work >= idle_exit):
+                break
+            time.sleep(poll_interval if idle_exit is None else min(poll_interval, max(0.05, idle_exit / 10)))
+    except (_Stop, KeyboardInterrupt):
+        log.warning("worker %s stopping on signal", worker)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+    return done
