@@ -77,7 +77,9 @@ class ExposureSpec:
     Sky: ``sky_level`` is the injected flat sky per chip *in the file's units*
     (e- for ACS/WFC, HRC, WFC3/UVIS; e-/s for WFC3/IR; counts for SBC), a number or one
     per chip; when None it is the filter's typical sky rate x ``sky_factor`` (x K^2 per
-    pixel, x EXPTIME unless a rate) with a +-2% chip-to-chip difference.
+    pixel, x EXPTIME unless a rate) with a +-2% chip-to-chip difference.  ``sky_factor``
+    None (the default) draws a factor in [0.7, 1.6] per exposure (zodiacal light and
+    earthshine vary), so every exposure has its own sky level for sky matching.
 
     Artifacts: ``cosmic_rays`` (rate per detector, scaled so the hit fraction of pixels
     is realistic at any K); ``cr_flag`` is the DQ bit set on hit pixels (None: 4096 on
@@ -91,6 +93,10 @@ class ExposureSpec:
     are the true positions + (dx, dy); ``mtflag`` sets MTFLAG='T'; dispersers (G*, PR*)
     get OBSTYPE='SPECTROSCOPIC' and first-order traces.  ``keywords`` overrides or adds
     PRIMARY keywords (e.g. ``{'SCAN_TYP': 'C'}``); ``labels`` go to the manifest.
+
+    Rendering: ``psf_fwhm`` is the PSF core FWHM in file pixels (None: diffraction at
+    PHOTPLAM plus detector blur, divided by K, at least 1.5 px when K > 1); ``seed``
+    seeds every random stream together with the ipppssoot.
     """
 
     instrument: str
@@ -119,7 +125,7 @@ class ExposureSpec:
     downscale: int = 1
     header_only: bool = False
     sky_level: float | tuple[float, ...] | None = None
-    sky_factor: float = 1.0
+    sky_factor: float | None = None
     cosmic_rays: bool = True
     cr_flag: int | None = None
     detector_defects: bool = True
@@ -775,7 +781,8 @@ def sky_levels(spec: ExposureSpec, rng: np.random.Generator) -> list[float]:
     nchip = len(det.chips)
     chip_factor = 1.0 + rng.uniform(-0.02, 0.02, nchip)
     if spec.sky_level is None:
-        rate = spec.filter_info.sky * spec.sky_factor * spec.downscale**2
+        factor = rng.uniform(0.7, 1.6) if spec.sky_factor is None else spec.sky_factor
+        rate = spec.filter_info.sky * factor * spec.downscale**2
         per = rate if det.per_second else rate * spec.exptime
         return [float(per * f) for f in chip_factor]
     if np.ndim(spec.sky_level) == 0:
