@@ -32,23 +32,6 @@ from typing import NamedTuple
 
 from mvmdb.errors import MvmdbError
 
-N_COLUMNS = 10
-"""Columns of an MVM poller line."""
-
-COLUMNS = (
-    "filename",
-    "proposal_id",
-    "program_id",
-    "obset_id",
-    "exptime",
-    "filters",
-    "detector",
-    "skycell",
-    "status",
-    "path",
-)
-"""Column names in file order (the archive's ``MVM_POLLER_COLNAMES``, ours for 8 and 10)."""
-
 STATUSES = ("NEW", "OLD")
 
 SKYCELL_RE = re.compile(r"skycell-p(\d{4})x(\d{2})y(\d{2})")
@@ -94,6 +77,10 @@ class PollerRow(NamedTuple):
     @property
     def is_new(self) -> bool:
         return self.status == "NEW"
+
+
+N_COLUMNS = len(PollerRow._fields)
+"""Columns of an MVM poller line (the archive names columns 8 and 10 skycell_id and pathname)."""
 
 
 # -- formatting ---------------------------------------------------------------------
@@ -260,8 +247,9 @@ def read_poller(path: str | os.PathLike[str]) -> list[PollerRow]:
     """Read a poller file (archive's or ours) strictly; all bad lines in one :class:`PollerError`.
 
     Each bad line is reported once, with its 1-based line number and the first problem
-    found on it. A file must hold at least one row, and all rows must name the same sky
-    cell (the archive keeps row 1's sky cell and silently drops the others; we refuse).
+    found on it. A file must hold at least one row. Rows naming another sky cell than the
+    first row are returned too: the archive processes row 1's sky cell and drops the others
+    (spec §4.1), which is the caller's choice to repeat; :func:`write_poller` never mixes.
     """
     path = Path(path)
     try:
@@ -270,7 +258,6 @@ def read_poller(path: str | os.PathLike[str]) -> list[PollerRow]:
         raise PollerError(path, [(None, f"cannot be read: {exc}")]) from exc
     rows: list[PollerRow] = []
     problems: list[tuple[int | None, str]] = []
-    first: tuple[int, str] | None = None
     for number, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
@@ -279,11 +266,6 @@ def read_poller(path: str | os.PathLike[str]) -> list[PollerRow]:
             row = parse_line(stripped)
         except ValueError as exc:
             problems.append((number, str(exc)))
-            continue
-        if first is None:
-            first = (number, row.skycell)
-        elif row.skycell != first[1]:
-            problems.append((number, f"sky cell {row.skycell} differs from {first[1]} on line {first[0]}"))
             continue
         rows.append(row)
     if not rows and not problems:
