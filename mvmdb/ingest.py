@@ -226,10 +226,21 @@ class ReadResult:
         return (self.header.ipppssoot, self.filetype) if self.error is None and self.header is not None else None
 
 
-def _center(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float]:
+MAX_CHIP_RADIUS_DEG = 1.0
+"""A chip outline reaching farther than this from its centre means a broken WCS (HST chips: < 0.1 deg)."""
+
+
+def _center(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float, float]:
+    """Centre (RA, Dec) of an outline -- the normalised mean unit vector -- and its radius, degrees."""
     r, d = np.radians(ra), np.radians(dec)
-    x, y, z = (np.cos(d) * np.cos(r)).sum(), (np.cos(d) * np.sin(r)).sum(), np.sin(d).sum()
-    return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, math.hypot(x, y))))
+    vx, vy, vz = np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)
+    x, y, z = vx.sum(), vy.sum(), vz.sum()
+    norm = math.sqrt(x * x + y * y + z * z)
+    if not norm > 0:
+        return float("nan"), float("nan"), 180.0
+    cosr = float(np.min((vx * x + vy * y + vz * z) / norm))
+    radius = math.degrees(math.acos(max(-1.0, min(1.0, cosr))))
+    return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, math.hypot(x, y)))), radius
 
 
 def _read_one(path: str) -> tuple[ReadResult, list]:
@@ -264,8 +275,14 @@ def _read_one(path: str) -> tuple[ReadResult, list]:
         footprints = chip_footprints(exp)
         chips = []
         for fp in footprints:
-            lo, hi = polygon_ranges(fp.ra, fp.dec)
-            cra, cdec = _center(fp.ra, fp.dec)
+            cra, cdec, radius = _center(fp.ra, fp.dec)
+            if not radius <= MAX_CHIP_RADIUS_DEG:
+                raise HeaderError(f"[SCI,{fp.extver}]: implausible WCS (the chip outline reaches {radius:.3g} deg "
+                                  f"from its centre)")
+            try:
+                lo, hi = polygon_ranges(fp.ra, fp.dec)
+            except ValueError as exc:
+                raise HeaderError(f"[SCI,{fp.extver}]: chip outline unusable ({_one_line(exc)})") from None
             chips.append(ChipRow(fp.extver, fp.naxis1, fp.naxis2, fp.ra.tolist(), fp.dec.tolist(), cra, cdec,
                                  lo.tolist(), hi.tolist()))
         if len({c.extver for c in chips}) != len(chips):
@@ -278,7 +295,7 @@ def _read_one(path: str) -> tuple[ReadResult, list]:
         res.chips = chips
         return res, [(fp.ra, fp.dec) for fp in footprints]
     except (ValueError, OSError) as exc:  # HeaderError, FootprintError are ValueErrors
-        res.error = _one_line(exc)
+        res.error = _one_line(exc).replace(f"{path}[", "[").replace(f"{path}: ", "")
     except MemoryError:
         res.error = "out of memory while reading the header"
     except Exception as exc:  # never let one file stop the run
@@ -309,6 +326,17 @@ def read_files(paths: Sequence[str]) -> list[ReadResult]:
 
     Never raises for a bad file: its :class:`ReadResult` carries ``error``.
     """
+    from astropy import log as astropy_log
+
+    level = astropy_log.level
+    astropy_log.setLevel("ERROR")  # astropy.wcs logs INFO notes about inconsistent SIP headers
+    try:
+        return _read_files(paths)
+    finally:
+        astropy_log.setLevel(level)
+
+
+def _read_files(paths: Sequence[str]) -> list[ReadResult]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
