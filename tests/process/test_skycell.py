@@ -451,3 +451,172 @@ def test_hrc_mvm_keywords_match_an_independent_computation(hrc_product):
         assert prod.keywords[key] == pytest.approx(hdr[key], rel=1e-12), key
     assert res.keywords["SCELLID"] == "p1359x11y11"
     assert "Fraction of pixels with data".startswith(hdr.comments["NPIXFRAC"])
+
+
+# =========================================================================== WFC3/IR: coarse + fine, growth, failures
+
+
+def _run(engine, products):
+    from mvmdb.process import run
+
+    outcomes = run.run_queue(engine, products, executor="inline")
+    return {r.layer: r for o in outcomes for r in o.results}
+
+
+def _ir_pair(out: Path, truth, filt="F160W", roots=("iaaa01a1q", "iaaa01b1q"), offset=(0.0, 0.0), crop=200):
+    return [
+        write_member(out, truth, "WFC3", "IR", filt, root, offset=(offset[0] + 0.4 * k, offset[1] + 0.3 * k),
+                     center=_shift(CENTER, offset), orientat=10.0 + 5 * k, exptime=250.0, seed=10 + k,
+                     expstart=56000.0 + k, crop=crop)
+        for k, root in enumerate(roots)
+    ]
+
+
+def _shift(center, offset):
+    from mvmdb.simulate.instruments import tan_deproject
+
+    ra, dec = tan_deproject(offset[0], offset[1], *center)
+    return float(ra) % 360, float(dec)
+
+
+def _layer(results, filt, scale):
+    suffix = "coarse-all" if scale == "coarse" else "all"
+    return results[f"hst_{HRC_CELL.name}_wfc3_ir_{filt}_{suffix}"]
+
+
+def test_fine_and_coarse_layers_overlay_pixel_for_pixel(engine, tmp_path):
+    truth = star_truth(n=3, step=6.0, mags=(18.5, 19.0))  # bright, below saturation
+    (tmp_path / "in").mkdir()
+    members = _ir_pair(tmp_path / "in", truth)
+    ingest_and_plan(engine, [m.path for m in members], tmp_path / "pollers")
+    res = _run(engine, tmp_path / "products")
+    fine, coarse = _layer(res, "f160w", "fine"), _layer(res, "f160w", "coarse")
+    assert fine.status == coarse.status == "done" and fine.members == coarse.members == 2
+    assert Path(coarse.product).name == "hst_skycell-p1359x11y11_wfc3_ir_f160w_coarse-all_drz.fits"
+    with fits.open(fine.product) as hf, fits.open(coarse.product) as hc:
+        f_sci, c_sci = hf["SCI"].data.astype(float), hc["SCI"].data.astype(float)
+        f_n, c_n = hf["NEXP"].data, hc["NEXP"].data
+        wf, wc = WCS(hf["SCI"].header), WCS(hc["SCI"].header)
+        assert hc[0].header["PSCALE"] == 0.12 and hf[0].header["PSCALE"] == 0.04
+    assert f_sci.shape == (3 * c_sci.shape[0], 3 * c_sci.shape[1])
+    # coarse pixel (i, j) is the 3x3 block of fine pixels 3i..3i+2, 3j..3j+2 of the products
+    j, i = np.mgrid[0:c_sci.shape[0]:7, 0:c_sci.shape[1]:7]
+    ra, dec = wc.pixel_to_world_values(i, j)
+    fx, fy = wf.world_to_pixel_values(ra, dec)
+    np.testing.assert_allclose(fx, 3 * i + 1, atol=1e-6)
+    np.testing.assert_allclose(fy, 3 * j + 1, atol=1e-6)
+    # and holds their flux: e-/s per coarse pixel = sum of the 9 fine pixels (blocks seen by both exposures)
+    ny, nx = c_sci.shape
+    blocks = f_sci.reshape(ny, 3, nx, 3).sum(axis=(1, 3))
+    full = (f_n.reshape(ny, 3, nx, 3).min(axis=(1, 3)) == 2) & (c_n == 2)
+    rel = np.abs(c_sci[full] - blocks[full]) / np.abs(blocks[full]).clip(1e-3)
+    assert full.sum() > 1000 and np.median(rel) < 1e-4 and np.percentile(rel, 90) < 2e-2
+    # stars sit at the same place in both (first moments over the same 13x13 coarse = 39x39 fine pixels)
+    xs, ys = wf.world_to_pixel_values(truth["ra"], truth["dec"])
+    n_stars = 0
+    for x, y in zip(xs, ys):
+        qi, qj = int(round((x - 1) / 3)), int(round((y - 1) / 3))
+        c = c_sci[qj - 6:qj + 7, qi - 6:qi + 7]
+        f = f_sci[3 * qj - 18:3 * qj + 21, 3 * qi - 18:3 * qi + 21]
+        if not (np.isfinite(c).all() and np.isfinite(f).all()):
+            continue  # a pixel without data (edge, or rejected in both exposures)
+        n_stars += 1
+        cj, ci = np.mgrid[qj - 6:qj + 7, qi - 6:qi + 7]
+        fj, fi = np.mgrid[3 * qj - 18:3 * qj + 21, 3 * qi - 18:3 * qi + 21]
+        cx, cy = (c * ci).sum() / c.sum(), (c * cj).sum() / c.sum()
+        fx_, fy_ = ((f * fi).sum() / f.sum() - 1) / 3, ((f * fj).sum() / f.sum() - 1) / 3
+        assert abs(cx - fx_) < 0.02 and abs(cy - fy_) < 0.02, (cx - fx_, cy - fy_)
+    assert n_stars >= 5
+
+
+def test_growing_box_reembeds_other_layers_without_resampling(engine, tmp_path):
+    from mvmdb.process import queue
+
+    (tmp_path / "in").mkdir()
+    truth = star_truth(n=3, step=6.0)
+    first = _ir_pair(tmp_path / "in", truth)
+    ingest_and_plan(engine, [m.path for m in first], tmp_path / "pollers")
+    products = tmp_path / "products"
+    res1 = _run(engine, products)
+    before = {}
+    for scale in ("fine", "coarse"):
+        with fits.open(_layer(res1, "f160w", scale).product) as h:
+            before[scale] = {x.name: (x.header.copy(), None if x.data is None else np.array(x.data)) for x in h}
+    with engine.connect() as conn:
+        box1 = tuple(conn.execute(sa.text("SELECT box_xmin, box_xmax, box_ymin, box_ymax FROM sky_cell")).one())
+        gen1 = dict(conn.execute(sa.text("SELECT exposure_id, generation FROM layer_member")).all())
+    # a new F110W exposure 20" to the east: the common box grows
+    new = write_member(tmp_path / "in", truth, "WFC3", "IR", "F110W", "iaaa02a1q", center=_shift(CENTER, (20, 0)),
+                       offset=(20.0, 0.0), exptime=200.0, seed=30, expstart=56100.0, crop=200)
+    ingest_and_plan(engine, [new.path], tmp_path / "pollers")
+    res2 = _run(engine, products)
+    for scale in ("fine", "coarse"):
+        assert _layer(res2, "f110w", scale).status == "done"
+        re = _layer(res2, "f160w", scale)
+        assert re.status == "done" and "re-embedded" in re.reason and re.members == 2
+    with engine.connect() as conn:
+        box2 = tuple(conn.execute(sa.text("SELECT box_xmin, box_xmax, box_ymin, box_ymax FROM sky_cell")).one())
+        rows = conn.execute(sa.text(
+            "SELECT l.name, l.scale, p.path, p.checksum, p.box_xmin, p.box_xmax, p.box_ymin, p.box_ymax "
+            "FROM product p JOIN layer l ON l.id = p.layer_id")).all()
+        gen2 = dict(conn.execute(sa.text("SELECT exposure_id, generation FROM layer_member")).all())
+        assert set(conn.execute(sa.text("SELECT status FROM layer_member")).scalars()) == {"OLD"}
+    assert box2 != box1 and embed.contains(box2, box1) and embed.is_aligned(box2)
+    assert all(gen2[k] == v for k, v in gen1.items())  # the re-embedded layers' members were not touched
+    assert len(rows) == 4
+    for r in rows:  # every layer of the sky cell now lies on the common box
+        assert (r.box_xmin, r.box_xmax, r.box_ymin, r.box_ymax) == embed.at_scale(box2, r.scale)
+        import hashlib
+
+        assert hashlib.sha256(Path(r.path).read_bytes()).hexdigest() == r.checksum
+    for scale in ("fine", "coarse"):
+        old_box, new_box = embed.at_scale(box1, scale), embed.at_scale(box2, scale)
+        dy, dx = embed.offset(new_box, old_box)
+        with fits.open(_layer(res2, "f160w", scale).product) as h:
+            old = before[scale]
+            assert [x.name for x in h] == list(old)
+            assert h[0].header == old["PRIMARY"][0]  # keywords unchanged
+            for name, fill in (("SCI", np.nan), ("WHT", 0), ("NEXP", 0)):
+                arr, prev = h[name].data, old[name][1]
+                assert arr.shape == embed.shape(new_box)
+                np.testing.assert_array_equal(arr[dy:dy + prev.shape[0], dx:dx + prev.shape[1]], prev)
+                outside = np.ones(arr.shape, bool)
+                outside[dy:dy + prev.shape[0], dx:dx + prev.shape[1]] = False
+                np.testing.assert_array_equal(arr[outside], np.full(outside.sum(), fill, arr.dtype))
+                changed = {k for k in set(h[name].header) | set(old[name][0])
+                           if h[name].header.get(k) != old[name][0].get(k)}
+                assert changed <= {"CRPIX1", "CRPIX2", "NAXIS1", "NAXIS2", "S_REGION"}, changed
+            assert h["HDRTAB"].data.tobytes() == old["HDRTAB"][1].tobytes()
+            # same sky position for the same pixel content
+            w_old, w_new = WCS(old["SCI"][0]), WCS(h["SCI"].header)
+            ra, dec = w_old.pixel_to_world_values(10.0, 20.0)
+            np.testing.assert_allclose(w_new.world_to_pixel_values(ra, dec), (10.0 + dx, 20.0 + dy), atol=1e-7)
+    assert not [p for p in (products / HRC_CELL.name).iterdir() if p.name.startswith(".")]
+
+
+def test_missing_input_fails_its_layer_only(engine, tmp_path):
+    (tmp_path / "in").mkdir()
+    truth = star_truth(n=3, step=6.0)
+    pair = _ir_pair(tmp_path / "in", truth)
+    other = write_member(tmp_path / "in", truth, "WFC3", "IR", "F110W", "iaaa02a1q", exptime=200.0, seed=30,
+                         crop=200)
+    ingest_and_plan(engine, [m.path for m in pair] + [other.path], tmp_path / "pollers")
+    os.unlink(pair[1].path)
+    products = tmp_path / "products"
+    res = _run(engine, products)
+    for scale in ("fine", "coarse"):
+        bad = _layer(res, "f160w", scale)
+        assert bad.status == "failed" and bad.product is None and str(pair[1].path) in bad.reason
+        assert _layer(res, "f110w", scale).status == "done"
+    with engine.connect() as conn:
+        job = conn.execute(sa.text("SELECT state, reason FROM job")).one()
+        statuses = dict(conn.execute(sa.text(
+            "SELECT l.filter || ' ' || l.scale, array_agg(DISTINCT m.status) FROM layer l "
+            "JOIN layer_member m ON m.layer_id = l.id GROUP BY 1")).all())
+        names = set(conn.execute(sa.text("SELECT l.filter FROM product p JOIN layer l ON l.id = p.layer_id")).scalars())
+    assert job.state == "failed" and str(pair[1].path) in job.reason
+    assert statuses == {"f160w fine": ["NEW"], "f160w coarse": ["NEW"], "f110w fine": ["OLD"], "f110w coarse": ["OLD"]}
+    assert names == {"f110w"}
+    files = sorted(p.name for p in (products / HRC_CELL.name).iterdir())
+    assert files == ["hst_skycell-p1359x11y11_wfc3_ir_f110w_all_drz.fits",
+                     "hst_skycell-p1359x11y11_wfc3_ir_f110w_coarse-all_drz.fits"]
