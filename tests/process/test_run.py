@@ -1,0 +1,144 @@
+"""Executors and drivers: run_queue (inline, local process pool, Dask), run_worker, poller files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from mvmdb.process import queue, run
+from mvmdb.process.skycell import DIRECT_NOTE, JSON_KEYS
+from mvmdb.sky.grid import SkyCell
+from test_skycell import ingest_and_plan, star_truth, write_member
+
+TINY = 40  # px: a 5" WFC3/IR cut-out -> a ~130 x 130 px fine layer, drawn in milliseconds
+
+
+def cell_center(cell: SkyCell) -> tuple[float, float]:
+    ra, dec = cell.wcs().pixel_to_world_values(10977.0, 10977.0)
+    return float(ra), float(dec)
+
+
+def tiny_cells(out: Path, n: int, filt: str = "F160W", tag: str = "a") -> list[tuple[SkyCell, Path]]:
+    """One tiny IR exposure at the centre of each of ``n`` sky cells of PC 1359."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = []
+    for k in range(n):
+        cell = SkyCell(1359, 11, 5 + k)
+        c = cell_center(cell)
+        m = write_member(out, star_truth(center=c, n=2, step=2.0, mags=(19.0, 19.0)), "WFC3", "IR", filt,
+                         f"ib{tag}0{k:02d}a1q", center=c, exptime=100.0, seed=k, crop=TINY)
+        made.append((cell, m.path))
+    return made
+
+
+def _jobs(engine):
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT id, sky_cell_id, state, attempts, worker FROM job ORDER BY id")).all()
+
+
+def test_make_executor():
+    assert run.make_executor("inline").name == "inline"
+    ex = run.make_executor("local:2")
+    try:
+        assert ex.name == "local:2"
+    finally:
+        ex.close()
+    for bad in ("local:0", "local:x", "threads", "inline:2x"):
+        with pytest.raises(ValueError):
+            run.make_executor(bad)
+    with pytest.raises(ValueError):
+        run.make_executor("local", scheduler="tcp://nowhere:1")
+
+
+def test_run_queue_local_pool_draws_each_job_once(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 4)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    seen: list[run.TaskOutcome] = []
+    outcomes = run.run_queue(engine, tmp_path / "products", executor="local:2", on_outcome=seen.append)
+    assert len(outcomes) == 4 == len(seen) and all(o.claimed for o in outcomes)
+    assert sorted(o.job_id for o in outcomes) == [j.id for j in _jobs(engine)]
+    layers = [r for o in outcomes for r in o.results]
+    assert len(layers) == 8 and {r.status for r in layers} == {"done"}
+    assert len({r.layer for r in layers}) == 8
+    for r in layers:
+        assert Path(r.product).is_file() and set(r.to_json()) == set(JSON_KEYS)
+    jobs = _jobs(engine)
+    assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {0}
+    assert run.run_queue(engine, tmp_path / "products", executor="inline") == []  # nothing left
+
+
+def test_run_queue_dask_local_cluster(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 2)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    outcomes = run.run_queue(engine, tmp_path / "products", executor="dask:2")
+    assert sorted(o.skycell for o in outcomes) == sorted(c.name for c, _ in cells)
+    assert {r.status for o in outcomes for r in o.results} == {"done"}
+    assert {j.state for j in _jobs(engine)} == {"done"}
+
+
+def test_run_worker_once_and_idle_exit(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 3)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    got: list[run.TaskOutcome] = []
+    assert run.run_worker(engine, tmp_path / "products", once=True, on_outcome=got.append, worker="w-once") == 1
+    assert [j.state for j in _jobs(engine)] == ["done", "queued", "queued"]
+    n = run.run_worker(engine, tmp_path / "products", idle_exit=0.3, poll_interval=0.05, on_outcome=got.append)
+    assert n == 2 and len(got) == 3
+    assert {j.state for j in _jobs(engine)} == {"done"} and _jobs(engine)[0].worker == "w-once"
+    assert run.run_worker(engine, tmp_path / "products", once=True) == 0
+
+
+def test_poller_of_catalogued_sky_cell_claims_its_job(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 2)
+    pollers = ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    outcomes = run.run_pollers(engine, [pollers[0].path], tmp_path / "products", executor="inline")
+    (out,) = outcomes
+    assert out.claimed and out.job_id == pollers[0].job_id and out.skycell == pollers[0].skycell
+    assert [r.status for r in out.results] == ["done", "done"] and all(r.reason is None for r in out.results)
+    states = {j.id: j.state for j in _jobs(engine)}
+    assert states == {pollers[0].job_id: "done", pollers[1].job_id: "queued"}
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 2
+    # the same poller again: nothing NEW, the sky cell's job is created and closed at once
+    again = run.run_pollers(engine, [pollers[0].path], tmp_path / "products", executor="inline")
+    assert again[0].claimed and again[0].results == []
+
+
+def test_poller_busy_sky_cell_is_skipped(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 1)
+    (poller,) = ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    held = queue.claim(engine, "elsewhere:1")
+    (out,) = run.run_pollers(engine, [poller.path], tmp_path / "products", executor="inline")
+    assert not out.claimed and {r.status for r in out.results} == {"skipped"}
+    assert all("elsewhere:1" in r.reason for r in out.results) and len(out.results) == 2
+    queue.finish(engine, held, [])
+
+
+def test_poller_of_unknown_files_is_drawn_directly(engine, tmp_path):
+    from mvmdb.poller import PollerRow, write_poller
+
+    cells = tiny_cells(tmp_path / "in", 1, filt="F125W")
+    cell, path = cells[0]
+    row = PollerRow(filename=path.name, proposal_id=10000, program_id="B00", obset_id="00", exptime=100.0,
+                    filters="F125W", detector="IR", skycell=cell.name, status="NEW", path=str(path))
+    poller = write_poller(tmp_path / "archive_poller.out", [row])
+    (out,) = run.run_pollers(engine, [poller], tmp_path / "products", executor="inline")
+    assert out.note == DIRECT_NOTE and out.job_id is None
+    assert sorted(r.layer for r in out.results) == [
+        f"hst_{cell.name}_wfc3_ir_f125w_all", f"hst_{cell.name}_wfc3_ir_f125w_coarse-all"]
+    for r in out.results:
+        assert r.status == "done" and DIRECT_NOTE in r.reason and Path(r.product).is_file()
+        assert r.members == 1 and r.keywords["SCELLID"] == cell.scellid
+    with engine.connect() as conn:  # no catalog bookkeeping at all
+        for table in ("job", "product", "exposure", "sky_cell"):
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one() == 0
+    # an OLD-only poller draws nothing; a missing file fails its layer with the path
+    old = write_poller(tmp_path / "old.out", [row._replace(status="OLD")])
+    (out,) = run.run_pollers(engine, [old], tmp_path / "products2", executor="inline")
+    assert {r.status for r in out.results} == {"skipped"}
+    gone = write_poller(tmp_path / "gone.out", [row._replace(path=str(tmp_path / "nope_flt.fits"))])
+    (out,) = run.run_pollers(engine, [gone], tmp_path / "products3", executor="inline")
+    assert out.results and {r.status for r in out.results} == {"failed"}
+    assert all("nope_flt.fits" in r.reason for r in out.results)
