@@ -38,7 +38,6 @@ Both widths are derived from the curvature of each input's pixel map.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -47,7 +46,7 @@ import numpy as np
 from astropy.wcs import WCS
 from drizzle.resample import Drizzle
 
-from mvmdb.process.pixmap import DEFAULT_TOL_PX, ArrayPixmap, PixmapModel, pixel_scale_arcsec
+from mvmdb.process.pixmap import DEFAULT_TOL_PX, ArrayPixmap, PixmapModel, mapped_scale_ratio, pixel_scale_arcsec
 
 __all__ = [
     "DrizzleInput",
@@ -61,7 +60,6 @@ __all__ = [
     "units_kind",
 ]
 
-log = logging.getLogger(__name__)
 
 #: Input units treated as integrated counts (drizzle ``in_units='counts'``: divided by exptime).
 COUNT_UNITS = frozenset({"electrons", "electron", "e-", "e", "counts", "count", "dn"})
@@ -274,7 +272,7 @@ def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
         raise ValueError(f"input {inp.name!r}: exptime must be > 0")
     kind = units_kind(inp.units)
     mapper = input_mapper(inp, out_wcs, tol)
-    xs, ys, pm = mapper.coarse
+    _, _, pm = mapper.coarse
     # pixel scale ratio (output / input pixel size)
     in_ps = inp.pixel_scale
     if in_ps is None and inp.in_wcs is not None:
@@ -282,19 +280,15 @@ def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
     if in_ps is not None and out_wcs is not None:
         ratio = pixel_scale_arcsec(out_wcs) / in_ps
     else:
-        jx = (pm[:, 1:] - pm[:, :-1])[:-1] / np.diff(xs)[None, :, None]
-        jy = (pm[1:, :] - pm[:-1, :])[:, :-1] / np.diff(ys)[:, None, None]
-        det = np.abs(jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0])
-        ratio = float(1.0 / np.sqrt(np.nanmedian(det)))
+        ratio = mapped_scale_ratio(mapper)
     # halo (output px) from the curvature of the map: the preimage of a window edge of
     # about a tile's length deviates from its chord by f2 * L_in^2 / 8 (see module docstring)
     ny, nx = inp.sci.shape
     f2 = _max_curvature(mapper, (ny, nx))
-    halo_guess = 16
-    for _ in range(3):
-        chord_in = ratio * (max(tile_shape) + 2 * halo_guess)
-        halo_guess = int(np.ceil(_SAFETY * f2 * chord_in**2 / 8.0 + 2.0 / ratio)) + 2
-    halo = halo_guess
+    halo = 16
+    for _ in range(3):  # the window edge is the tile plus two halos long
+        chord_in = ratio * (max(tile_shape) + 2 * halo)
+        halo = int(np.ceil(_SAFETY * f2 * chord_in**2 / 8.0 + 2.0 / ratio)) + 2
     with np.errstate(invalid="ignore"):
         reach = 2.0 / ratio + 2.0
         bbox = (float(np.nanmin(pm[..., 0])) - reach, float(np.nanmax(pm[..., 0])) + reach,

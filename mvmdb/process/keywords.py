@@ -20,8 +20,8 @@ MEDWHT     median of the same                                  Median weight (ty
 Here the masks are only computed inside the trimmed box (outside it they are
 zero, so the statistics over "good" pixels are the same) and NPIXFRAC is
 divided by the full cell size (21954**2 fine, 7318**2 coarse).  Statistics
-are computed block by block (means in float64, medians exactly by a
-histogram-then-select pass), so arrays may be np.memmap or any object with
+are computed block by block (means in float64, medians exactly by radix
+selection, see `exact_mean_median`), so arrays may be np.memmap or any object with
 ``shape``, ``dtype`` and ``iter_row_blocks(nrows)`` yielding ``(y0, block)``.
 
 Pixel convention: 0-based pixel centres at integers; a pixel belongs to a
@@ -35,7 +35,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["MVM_KEYWORD_COMMENTS", "footprint_masks", "mvm_keywords", "exact_mean_median"]
+__all__ = ["MVM_KEYWORD_COMMENTS", "FootprintRaster", "exact_mean_median", "footprint_masks", "mvm_keywords"]
 
 #: Archive comments of the MVM mask and weight keywords (drizzlepac ``haputils/product.py``).
 MVM_KEYWORD_COMMENTS = {
@@ -49,7 +49,7 @@ MVM_KEYWORD_COMMENTS = {
 }
 
 #: Rows per block when streaming statistics over large arrays.
-_BLOCK_ROWS = 1024
+_BLOCK_ROWS = 256
 
 
 def _row_blocks(a, nrows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
@@ -64,60 +64,98 @@ def _row_blocks(a, nrows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
         yield np.asarray(a[y0:y0 + nrows])
 
 
-def _kth_values(values_of, ks: Sequence[int], lo: float, hi: float, nbins: int = 65536):
-    """k-th smallest values (0-based ``ks``) of a streamed set, exactly, in two passes.
+def _ordered_keys(v: np.ndarray) -> tuple[np.ndarray, int]:
+    """Unsigned integer keys with the same order as the values, and their bit width.
 
-    ``values_of()`` returns a fresh iterator of 1-D arrays.  Pass 1 histograms the
-    values into ``nbins`` bins over [lo, hi]; pass 2 keeps only the values of the
-    bins holding the wanted ranks and selects among them.
+    floats: the IEEE bit pattern with the sign bit flipped (positives) or all bits
+    flipped (negatives); integers: offset to unsigned.  NaN must be excluded.
     """
-    if hi <= lo:
-        return [lo for _ in ks]
-    scale = nbins / (hi - lo)
+    dt = v.dtype
+    if dt.kind == "f":
+        if dt.itemsize <= 4:
+            u = np.ascontiguousarray(v, dtype=np.float32).view(np.uint32)
+            top = np.uint32(1 << 31)
+        else:
+            u = np.ascontiguousarray(v, dtype=np.float64).view(np.uint64)
+            top = np.uint64(1 << 63)
+        neg = (u & top) != 0
+        return np.where(neg, ~u, u | top), 8 * u.dtype.itemsize
+    if dt.kind in "iu":
+        if dt.itemsize <= 2:
+            return (v.astype(np.int64) + (1 << 15 if dt.kind == "i" else 0)).astype(np.uint32), 16
+        if dt.itemsize <= 4:
+            return (v.astype(np.int64) + (1 << 31 if dt.kind == "i" else 0)).astype(np.uint64), 32
+        return (v.astype(np.int64).view(np.uint64) ^ np.uint64(1 << 63)) if dt.kind == "i" else v.astype(np.uint64), 64
+    raise TypeError(f"unsupported dtype {dt}")
 
-    def bins(v):
-        return np.minimum(((v.astype(np.float64) - lo) * scale).astype(np.int64), nbins - 1)
 
-    counts = np.zeros(nbins, dtype=np.int64)
-    for v in values_of():
-        counts += np.bincount(bins(v), minlength=nbins)
-    cum = np.cumsum(counts)
-    wanted = sorted({int(np.searchsorted(cum, k, side="right")) for k in ks})
-    kept = {b: [] for b in wanted}
-    for v in values_of():
-        b = bins(v)
-        for w in wanted:
-            kept[w].append(v[b == w])
-    out = []
-    for k in ks:
-        b = int(np.searchsorted(cum, k, side="right"))
-        before = int(cum[b - 1]) if b > 0 else 0
-        vals = np.sort(np.concatenate(kept[b]).astype(np.float64))
-        out.append(float(vals[k - before]))
-    return out
+def _key_to_value(key: int, dtype: np.dtype):
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        if dt.itemsize <= 4:
+            u = np.uint32(key)
+            u = u ^ np.uint32(1 << 31) if u & np.uint32(1 << 31) else ~u
+            return float(np.array([u], dtype=np.uint32).view(np.float32)[0])
+        u = np.uint64(key)
+        u = u ^ np.uint64(1 << 63) if u & np.uint64(1 << 63) else ~u
+        return float(np.array([u], dtype=np.uint64).view(np.float64)[0])
+    if dt.itemsize <= 2:
+        return float(int(key) - (1 << 15 if dt.kind == "i" else 0))
+    if dt.itemsize <= 4:
+        return float(int(key) - (1 << 31 if dt.kind == "i" else 0))
+    return float(np.array([np.uint64(key) ^ np.uint64(1 << 63)]).view(np.int64)[0]) if dt.kind == "i" else float(key)
 
 
 def exact_mean_median(blocks_factory) -> tuple[float, float, int]:
     """Mean (float64 accumulation), exact median (numpy's value) and count of a streamed set.
 
-    ``blocks_factory()`` returns a fresh iterator of 1-D arrays of the selected values;
-    it is called three times.  Returns (nan, nan, 0) for an empty set.
+    ``blocks_factory()`` returns a fresh iterator of 1-D arrays of the selected
+    values (one dtype, no NaN).  The median is found by radix selection on
+    order-preserving integer keys, 16 bits per pass: the first pass (which also
+    sums) histograms the top 16 bits, each further pass the next 16 bits of the
+    keys sharing the wanted prefix; nothing but 65536 counters is kept.  Passes:
+    1 for 16-bit integers, 2 for float32, 4 for float64.  Returns (nan, nan, 0)
+    for an empty set.
     """
     n = 0
     total = 0.0
-    lo, hi = np.inf, -np.inf
-    dtype = np.dtype(np.float64)
+    dtype = None
+    nbits = 16
+    hist = np.zeros(1 << 16, dtype=np.int64)
     for v in blocks_factory():
-        if v.size:
-            n += v.size
-            total += float(np.sum(v, dtype=np.float64))
-            lo = min(lo, float(v.min()))
-            hi = max(hi, float(v.max()))
-            dtype = v.dtype
+        if v.size == 0:
+            continue
+        dtype = v.dtype if dtype is None else dtype
+        n += v.size
+        total += float(np.sum(v, dtype=np.float64))
+        keys, nbits = _ordered_keys(v)
+        hist += np.bincount((keys >> (nbits - 16)).astype(np.int64), minlength=1 << 16)
     if n == 0:
         return float("nan"), float("nan"), 0
-    k1, k2 = (n - 1) // 2, n // 2
-    a, b = _kth_values(blocks_factory, [k1, k2], lo, hi)
+    targets = {}
+    for k in sorted({(n - 1) // 2, n // 2}):
+        cum = np.cumsum(hist)
+        b = int(np.searchsorted(cum, k, side="right"))
+        targets[k] = (b, k - (int(cum[b - 1]) if b > 0 else 0))  # (prefix, rank within prefix)
+    done = 16
+    while done < nbits:
+        shift = nbits - done - 16
+        prefixes = {t[0] for t in targets.values()}
+        hists = {p: np.zeros(1 << 16, dtype=np.int64) for p in prefixes}
+        for v in blocks_factory():
+            if v.size == 0:
+                continue
+            keys, _ = _ordered_keys(v)
+            head = keys >> (shift + 16)
+            for p in prefixes:
+                sel = keys[head == p]
+                hists[p] += np.bincount(((sel >> shift) & 0xFFFF).astype(np.int64), minlength=1 << 16)
+        for k, (p, r) in targets.items():
+            cum = np.cumsum(hists[p])
+            b = int(np.searchsorted(cum, r, side="right"))
+            targets[k] = ((p << 16) | b, r - (int(cum[b - 1]) if b > 0 else 0))
+        done += 16
+    a, b = (_key_to_value(targets[k][0], dtype) for k in ((n - 1) // 2, n // 2))
     # numpy averages the two middle values in the array's own float type (float64 for integers)
     mid_dtype = dtype if dtype.kind == "f" else np.dtype(np.float64)
     median = float(np.mean(np.array([a, b], dtype=mid_dtype)))
@@ -129,7 +167,7 @@ def mvm_keywords(total_mask, scaled_mask, wht, full_cell_shape) -> dict[str, tup
 
     Parameters
     ----------
-    total_mask : 2-D int array (trimmed box)
+    total_mask : 2-D int array (trimmed box), or a lazy source such as `FootprintRaster.total`
         Number of the layer's chips covering each pixel (archive ``total_mask``).
     scaled_mask : 2-D float array (same shape)
         Sum of those chips' exposure times in seconds (archive ``scaled_mask``).
@@ -173,6 +211,103 @@ def mvm_keywords(total_mask, scaled_mask, wht, full_cell_shape) -> dict[str, tup
     return {k: (float(v), MVM_KEYWORD_COMMENTS[k]) for k, v in values.items()}
 
 
+class FootprintRaster:
+    """Chip footprints rasterized on demand, one block of rows at a time.
+
+    ``raster.total`` and ``raster.scaled`` are lazy 2-D sources (``shape``,
+    ``dtype``, ``iter_row_blocks``) that `mvm_keywords` consumes block by
+    block, so the keywords of a full 21954**2 layer need no full-size masks.
+    Polygons, exposure times and the pixel rule are as in `footprint_masks`.
+
+    Scanline fill with signed crossings: along every row the edges crossing the
+    row at x_c add +1 (upward) or -1 (downward), times the polygon's
+    orientation, at column ceil(x_c); a cumulative sum along the row then counts
+    the polygons containing each pixel centre, all polygons at once.
+    """
+
+    def __init__(self, polygons, exptimes, box_shape):
+        self.shape = (int(box_shape[0]), int(box_shape[1]))
+        if len(polygons) != len(exptimes):
+            raise ValueError("need one exposure time per polygon")
+        ex0, ey0, ex1, ey1, esign, etime = [], [], [], [], [], []
+        for poly, t in zip(polygons, exptimes):
+            p = np.asarray(poly, dtype=np.float64)
+            if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
+                raise ValueError("each polygon must be an (N >= 3, 2) array of (x, y)")
+            q = np.roll(p, -1, axis=0)
+            area2 = np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1])
+            if area2 == 0:
+                continue
+            orient = -1.0 if area2 > 0 else 1.0  # counter-clockwise: left crossings go down
+            keep = p[:, 1] != q[:, 1]  # horizontal edges never cross a row
+            ex0.append(p[keep, 0])
+            ey0.append(p[keep, 1])
+            ex1.append(q[keep, 0])
+            ey1.append(q[keep, 1])
+            esign.append(np.where(q[keep, 1] > p[keep, 1], 1.0, -1.0) * orient)
+            etime.append(np.full(int(keep.sum()), float(t)))
+        cat = (lambda a: np.concatenate(a)) if ex0 else (lambda a: np.zeros(0))
+        self._x0, y0, x1, y1 = cat(ex0), cat(ey0), cat(ex1), cat(ey1)
+        self._y0 = y0
+        self._sign = cat(esign)
+        self._time = cat(etime)
+        # rows crossed by each edge: integers r with min(y0, y1) <= r < max(y0, y1)
+        self._rfirst = np.ceil(np.minimum(y0, y1)).astype(np.int64)
+        self._rlast = np.ceil(np.maximum(y0, y1)).astype(np.int64) - 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self._slope = (x1 - self._x0) / (y1 - y0)
+
+    def rows(self, b0: int, b1: int):
+        """``(total, scaled)`` for rows ``b0:b1``: int16 chip counts and float32 summed exptimes."""
+        nx = self.shape[1]
+        lo = np.maximum(self._rfirst, b0)
+        hi = np.minimum(self._rlast, b1 - 1)
+        sel = np.flatnonzero(hi >= lo)
+        if sel.size == 0:
+            return np.zeros((b1 - b0, nx), np.int16), np.zeros((b1 - b0, nx), np.float32)
+        counts = hi[sel] - lo[sel] + 1
+        edge = np.repeat(sel, counts)
+        rows = np.arange(edge.size) + np.repeat(lo[sel] - (np.cumsum(counts) - counts), counts)
+        xc = self._x0[edge] + (rows - self._y0[edge]) * self._slope[edge]
+        col = np.clip(np.ceil(xc), 0, nx).astype(np.int64)
+        flat = (rows - b0) * (nx + 1) + col
+        size = (b1 - b0) * (nx + 1)
+        sign = self._sign[edge]
+        d_count = np.bincount(flat, weights=sign, minlength=size).reshape(b1 - b0, nx + 1)
+        d_time = np.bincount(flat, weights=sign * self._time[edge], minlength=size).reshape(b1 - b0, nx + 1)
+        cnt = np.rint(np.cumsum(d_count[:, :nx], axis=1))
+        tim = np.cumsum(d_time[:, :nx], axis=1)
+        tim[cnt <= 0] = 0.0
+        return cnt.astype(np.int16), tim.astype(np.float32)
+
+    def iter_row_blocks(self, nrows: int = 512):
+        """``(y0, total, scaled)`` for consecutive blocks of ``nrows`` rows."""
+        for b0 in range(0, self.shape[0], nrows):
+            yield (b0,) + self.rows(b0, min(self.shape[0], b0 + nrows))
+
+    @property
+    def total(self):
+        return _RasterPart(self, 0, np.int16)
+
+    @property
+    def scaled(self):
+        return _RasterPart(self, 1, np.float32)
+
+
+class _RasterPart:
+    """One of the two masks of a `FootprintRaster`, as a lazy row-block source."""
+
+    def __init__(self, raster: FootprintRaster, which: int, dtype):
+        self.raster = raster
+        self.which = which
+        self.shape = raster.shape
+        self.dtype = np.dtype(dtype)
+
+    def iter_row_blocks(self, nrows: int):
+        for b0, total, scaled in self.raster.iter_row_blocks(nrows):
+            yield b0, (total, scaled)[self.which]
+
+
 def footprint_masks(polygons, exptimes, box_shape, *, block_rows: int = 512, out=None):
     """Rasterize chip footprints into ``total_mask`` (int16) and ``scaled_mask`` (float32).
 
@@ -187,7 +322,7 @@ def footprint_masks(polygons, exptimes, box_shape, *, block_rows: int = 512, out
     box_shape : (ny, nx)
         Shape of the (trimmed) box.
     block_rows : int
-        Rows rasterized at a time (memory: about 12 bytes x block_rows x nx).
+        Rows rasterized at a time (memory: about 40 bytes x block_rows x nx).
     out : (total_mask, scaled_mask), optional
         Arrays to fill (e.g. np.memmap).
 
@@ -195,75 +330,17 @@ def footprint_masks(polygons, exptimes, box_shape, *, block_rows: int = 512, out
     -------
     total_mask, scaled_mask
         Number of polygons containing each pixel centre, and the sum of their
-        exposure times.
-
-    Scanline fill with signed crossings: along every row the edges crossing the
-    row at x_c add +1 (upward) or -1 (downward), times the polygon's
-    orientation, at column ceil(x_c); a cumulative sum along the row then counts
-    the polygons containing each pixel centre, all polygons at once.
+        exposure times.  See `FootprintRaster` for the method, and for computing
+        keywords without these full-size arrays.
     """
-    ny, nx = int(box_shape[0]), int(box_shape[1])
-    if len(polygons) != len(exptimes):
-        raise ValueError("need one exposure time per polygon")
+    raster = FootprintRaster(polygons, exptimes, box_shape)
+    ny, nx = raster.shape
     if out is None:
-        total = np.zeros((ny, nx), dtype=np.int16)
-        scaled = np.zeros((ny, nx), dtype=np.float32)
+        total = np.empty((ny, nx), dtype=np.int16)
+        scaled = np.empty((ny, nx), dtype=np.float32)
     else:
         total, scaled = out
-    # all edges of all polygons: (x0, y0, x1, y1, weight sign, exptime)
-    ex0, ey0, ex1, ey1, esign, etime = [], [], [], [], [], []
-    for poly, t in zip(polygons, exptimes):
-        p = np.asarray(poly, dtype=np.float64)
-        if p.ndim != 2 or p.shape[1] != 2 or len(p) < 3:
-            raise ValueError("each polygon must be an (N >= 3, 2) array of (x, y)")
-        q = np.roll(p, -1, axis=0)
-        area2 = np.sum(p[:, 0] * q[:, 1] - q[:, 0] * p[:, 1])
-        if area2 == 0:
-            continue
-        orient = -1.0 if area2 > 0 else 1.0  # counter-clockwise: left crossings go down
-        keep = p[:, 1] != q[:, 1]  # horizontal edges never cross a row
-        ex0.append(p[keep, 0]); ey0.append(p[keep, 1])
-        ex1.append(q[keep, 0]); ey1.append(q[keep, 1])
-        up = np.where(q[keep, 1] > p[keep, 1], 1.0, -1.0)
-        esign.append(up * orient)
-        etime.append(np.full(keep.sum(), float(t)))
-    if not ex0:
-        if out is not None:
-            total[...] = 0
-            scaled[...] = 0
-        return total, scaled
-    x0, y0, x1, y1 = (np.concatenate(a) for a in (ex0, ey0, ex1, ey1))
-    sign = np.concatenate(esign)
-    etime = np.concatenate(etime)
-    ylo = np.minimum(y0, y1)
-    yhi = np.maximum(y0, y1)
-    # rows crossed: integer r with ylo <= r < yhi
-    rfirst = np.ceil(ylo).astype(np.int64)
-    rlast = np.ceil(yhi).astype(np.int64) - 1
-    slope = (x1 - x0) / (y1 - y0)
-    width = nx + 1
-    for b0 in range(0, ny, block_rows):
-        b1 = min(ny, b0 + block_rows)
-        lo = np.maximum(rfirst, b0)
-        hi = np.minimum(rlast, b1 - 1)
-        sel = np.flatnonzero(hi >= lo)
-        if sel.size == 0:
-            total[b0:b1] = 0
-            scaled[b0:b1] = 0
-            continue
-        counts = hi[sel] - lo[sel] + 1
-        edge = np.repeat(sel, counts)
-        starts = np.repeat(lo[sel] - np.cumsum(counts) + counts, counts)
-        rows = np.arange(edge.size) + starts  # row of each (edge, row) crossing
-        xc = x0[edge] + (rows - y0[edge]) * slope[edge]
-        col = np.clip(np.ceil(xc), 0, nx).astype(np.int64)
-        flat = (rows - b0) * width + col
-        size = (b1 - b0) * width
-        d_count = np.bincount(flat, weights=sign[edge], minlength=size).reshape(b1 - b0, width)
-        d_time = np.bincount(flat, weights=sign[edge] * etime[edge], minlength=size).reshape(b1 - b0, width)
-        cnt = np.rint(np.cumsum(d_count[:, :nx], axis=1))
-        tim = np.cumsum(d_time[:, :nx], axis=1)
-        tim[cnt <= 0] = 0.0
-        total[b0:b1] = cnt.astype(np.int16)
-        scaled[b0:b1] = tim.astype(np.float32)
+    for b0, t, sc in raster.iter_row_blocks(block_rows):
+        total[b0:b0 + t.shape[0]] = t
+        scaled[b0:b0 + t.shape[0]] = sc
     return total, scaled

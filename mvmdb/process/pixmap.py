@@ -49,6 +49,7 @@ __all__ = [
     "PixmapModel",
     "exact_pixmap_points",
     "fast_pixmap",
+    "mapped_scale_ratio",
     "pixel_scale_arcsec",
     "pixmap_error",
 ]
@@ -71,15 +72,27 @@ _MAX_TABLE_NODES = 257
 _COARSE_STEP_PX = 32
 
 
-def pixel_scale_arcsec(wcs: WCS, at=None) -> float:
+def pixel_scale_arcsec(wcs: WCS) -> float:
     """Linear pixel scale of a celestial WCS in arcsec per pixel.
 
     Computed as sqrt(|det CD|) of the linear part (``pixel_scale_matrix``), i.e.
     ignoring SIP and lookup tables; for HST chip WCSs this is close to, but not
     exactly, the IDCTAB scale (IDCSCALE), which callers should prefer when known.
-    ``at`` is unused for now and kept for a position-dependent estimate.
     """
     return float(np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix))) * 3600.0)
+
+
+def mapped_scale_ratio(mapper) -> float:
+    """Output/input linear pixel-size ratio of a pixel map: 1 / sqrt(median |det J|).
+
+    ``J`` is the Jacobian (output px per input px) on the mapper's coarse grid;
+    for a 0.05"/px chip on a 0.04"/px grid this is about 0.8.
+    """
+    xs, ys, pm = mapper.coarse
+    jx = (pm[:, 1:] - pm[:, :-1])[:-1] / np.diff(xs)[None, :, None]
+    jy = (pm[1:, :] - pm[:-1, :])[:, :-1] / np.diff(ys)[:, None, None]
+    det = np.abs(jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0])
+    return float(1.0 / np.sqrt(np.nanmedian(det)))
 
 
 def exact_pixmap_points(in_wcs: WCS, out_wcs: WCS, x, y, out_origin=(0.0, 0.0)):

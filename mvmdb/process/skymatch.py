@@ -39,6 +39,7 @@ from typing import Sequence
 import numpy as np
 
 from mvmdb.process.drizzling import good_pixels, input_mapper, units_kind
+from mvmdb.process.pixmap import mapped_scale_ratio
 
 __all__ = ["ExposureSky", "PairDelta", "SkyMatchResult", "clipped_median", "skymatch"]
 
@@ -131,14 +132,6 @@ def _cell_medians(keys: np.ndarray, vals: np.ndarray, min_count: int):
     return uniq, med
 
 
-def _pixel_scale_ratio_from_map(coarse) -> float:
-    xs, ys, pm = coarse
-    jx = (pm[:, 1:] - pm[:, :-1])[:-1] / np.diff(xs)[None, :, None]
-    jy = (pm[1:, :] - pm[:-1, :])[:, :-1] / np.diff(ys)[:, None, None]
-    det = np.abs(jx[..., 0] * jy[..., 1] - jx[..., 1] * jy[..., 0])
-    return float(1.0 / np.sqrt(np.nanmedian(det)))
-
-
 def skymatch(
     inputs: Sequence,
     *,
@@ -200,7 +193,7 @@ def skymatch(
         rate = vals / inp.exptime if kind == "counts" else vals
         pm = mapper.evaluate_grid(xs.astype(np.float64), ys.astype(np.float64))
         chips.append(dict(inp=inp, kind=kind, rate=rate[good], x=pm[..., 0][good], y=pm[..., 1][good],
-                          ratio=_pixel_scale_ratio_from_map(mapper.coarse)))
+                          ratio=mapped_scale_ratio(mapper)))
     if cell_px is None:
         cell_px = max(4.0, _CELL_SAMPLES * s / min(c["ratio"] for c in chips)) if chips else 32.0
     cell_px = float(cell_px)

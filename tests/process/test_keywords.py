@@ -8,7 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from matplotlib.path import Path
 
-from mvmdb.process.keywords import MVM_KEYWORD_COMMENTS, exact_mean_median, footprint_masks, mvm_keywords
+from mvmdb.process.keywords import (
+    MVM_KEYWORD_COMMENTS,
+    FootprintRaster,
+    exact_mean_median,
+    footprint_masks,
+    mvm_keywords,
+)
 
 
 def _quad(rng, nx, ny, bow=5.0, n_per_edge=16):
@@ -94,6 +100,9 @@ def test_keywords_equal_direct_computation():
         assert kw[key][1] == MVM_KEYWORD_COMMENTS[key]
         assert isinstance(kw[key][0], float)
     assert kw["MEDWHT"][1] == "Median weight (typically exposure time) over pixels with data"
+    # the same keywords from a lazy raster (no full-size masks)
+    raster = FootprintRaster(polys, exptimes, shape)
+    assert mvm_keywords(raster.total, raster.scaled, wht, (21954, 21954)) == kw
     # coarse cell size given as a pixel count
     assert mvm_keywords(total, scaled, wht, 7318**2)["NPIXFRAC"][0] == pytest.approx(good.sum() / 7318**2)
 
@@ -120,3 +129,19 @@ def test_keywords_stream_from_memmap(tmp_path):
     g = np.asarray(total) > 0
     assert kw["MEDNEXP"][0] == float(np.median(np.asarray(total)[g]))
     assert kw["MEANEXPT"][0] == pytest.approx(float(np.asarray(scaled)[g].mean(dtype=np.float64)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int16, np.uint16, np.int32, np.int64])
+def test_exact_median_all_dtypes_and_heavy_ties(dtype):
+    rng = np.random.default_rng(7)
+    if np.dtype(dtype).kind == "f":
+        v = np.concatenate([rng.normal(0, 1e3, 999), np.full(5000, 256.0), [-0.0, 0.0, -1e-30, 1e30]])
+    else:
+        info = np.iinfo(dtype)
+        v = np.concatenate([rng.integers(max(info.min, -2**40), min(info.max, 2**40), 999), np.full(5000, 7)])
+    v = v.astype(dtype)
+    rng.shuffle(v)
+    for w in (v, v[:-1]):
+        mean, med, n = exact_mean_median(lambda: iter(np.array_split(w, 5)))
+        assert n == w.size and med == float(np.median(w))
+        assert mean == pytest.approx(float(np.mean(w, dtype=np.float64)), rel=1e-12, abs=1e-9)
