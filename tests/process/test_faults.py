@@ -1,0 +1,137 @@
+"""Fault injection: ``kill -9`` a worker mid-drizzle, after writing, mid-commit; two workers, one queue.
+
+A real ``mvm worker`` runs in a subprocess with a failpoint (``MVMDB_FAILPOINT``, see
+:mod:`mvmdb.process.failpoints`); the test waits for the failpoint's marker file, kills the
+process with SIGKILL, checks what is visible, lets the reaper re-queue the job and runs
+another worker. Afterwards each layer has exactly one product, on disk and in the catalog,
+every membership is OLD, and no temporary file is left.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from astropy.io import fits
+
+from mvmdb.process import queue, run
+from test_run import tiny_cells
+from test_skycell import ingest_and_plan
+
+HEARTBEAT = 0.2
+STALE_AFTER = 1.0
+
+
+def _worker(db_url, products: Path, *args: str, env: dict | None = None) -> subprocess.Popen:
+    url = db_url.render_as_string(hide_password=False)
+    cmd = [sys.executable, "-m", "mvmdb.cli.main", "--db", url, "worker", "--products", str(products),
+           "--heartbeat", str(HEARTBEAT), "--stale-after", str(STALE_AFTER), "--poll", "0.05", "--json", *args]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _wait_for(marker_dir: Path, name: str, proc: subprocess.Popen, timeout: float = 60.0) -> None:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if any(p.name.startswith(name + ".") for p in marker_dir.glob("*")):
+            return
+        if proc.poll() is not None:
+            raise AssertionError(f"worker exited ({proc.returncode}) before {name}: {proc.communicate()[1]}")
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"worker never reached failpoint {name}")
+
+
+def _state(engine):
+    with engine.connect() as conn:
+        job = conn.execute(sa.text("SELECT id, state, attempts, worker FROM job")).one()
+        statuses = sorted(conn.execute(sa.text("SELECT status FROM layer_member")).scalars())
+        products = conn.execute(sa.text("SELECT layer_id, path, checksum, size_bytes FROM product")).all()
+    return job, statuses, products
+
+
+def _visible(products_dir: Path) -> tuple[list[str], list[str]]:
+    """(product file names, hidden temporary names) under the products directory."""
+    files = [p for p in products_dir.rglob("*") if p.is_file()]
+    return (sorted(p.name for p in files if not p.name.startswith(".")),
+            sorted(p.name for p in files if p.name.startswith(".")))
+
+
+@pytest.fixture
+def one_cell(engine, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 1)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    return cells[0][0]
+
+
+@pytest.mark.parametrize("point", ["mid_drizzle", "after_product_write", "before_commit"])
+def test_kill_9_then_reclaim_draws_each_layer_once(engine, db_url, tmp_path, one_cell, point):
+    products = tmp_path / "products"
+    markers = tmp_path / "markers"
+    proc = _worker(db_url, products, "--once",
+                   env={"MVMDB_FAILPOINT": f"{point}:sleep", "MVMDB_FAILPOINT_DIR": str(markers)})
+    try:
+        _wait_for(markers, point, proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()  # reap it and close the pipes
+    assert proc.returncode == -signal.SIGKILL
+
+    # what the killed worker left: no product in the catalog, memberships NEW, job still running
+    job, statuses, rows = _state(engine)
+    assert job.state == "running" and set(statuses) == {"NEW"} and rows == []
+    names, hidden = _visible(products)
+    if point == "before_commit":
+        # the products were renamed into place inside the uncommitted transaction: complete files
+        assert len(names) == 2
+        for p in (products / one_cell.name).iterdir():
+            if not p.name.startswith("."):
+                with fits.open(p) as h:
+                    assert [x.name for x in h] == ["PRIMARY", "SCI", "WHT", "CTX", "HDRTAB", "NEXP"]
+                    h.verify("exception")
+    else:
+        assert names == []  # nothing visible under a product name, only hidden temporaries
+    assert all(".tmp" in n or n.startswith(".spool-") for n in hidden)
+
+    # a fresh heartbeat protects the job from the reaper; a stale one does not
+    assert not queue.reap(engine, stale_after=60)
+    time.sleep(STALE_AFTER + 3 * HEARTBEAT)
+    assert queue.reap(engine, stale_after=STALE_AFTER).requeued == [job.id]
+    assert run.run_worker(engine, products, once=True, stale_after=STALE_AFTER) == 1
+
+    job, statuses, rows = _state(engine)
+    assert job.state == "done" and job.attempts == 1 and set(statuses) == {"OLD"}
+    assert len(rows) == 2 and len({r.layer_id for r in rows}) == 2  # one product per layer
+    names, hidden = _visible(products)
+    assert hidden == [] and len(names) == 2
+    for r in rows:
+        data = Path(r.path).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == r.checksum and len(data) == r.size_bytes
+
+
+def test_two_worker_processes_share_one_queue(engine, db_url, tmp_path):
+    cells = tiny_cells(tmp_path / "in", 6)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    products = tmp_path / "products"
+    procs = [_worker(db_url, products, "--idle-exit", "1.5") for _ in range(2)]
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        outs.append([json.loads(line) for line in out.splitlines()])
+    layers = [r["layer"] for o in outs for r in o]
+    assert len(layers) == 12 and len(set(layers)) == 12  # every layer drawn, none twice
+    assert {r["status"] for o in outs for r in o} == {"done"}
+    with engine.connect() as conn:
+        jobs = conn.execute(sa.text("SELECT state, attempts, worker FROM job")).all()
+        assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 12
+    assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {0}
+    assert {j.worker.rsplit(":", 1)[1] for j in jobs} <= {str(p.pid) for p in procs}
