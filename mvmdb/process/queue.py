@@ -442,6 +442,20 @@ def discard(products: Iterable[StagedProduct]) -> None:
             pass
 
 
+def _flip(conn: sa.Connection, job: ClaimedJob, layer_id: int, member_ids: Sequence[int]) -> None:
+    """NEW -> OLD for the given memberships of a layer, if their generation is covered by the job."""
+    conn.execute(
+        sa.update(LayerMember)
+        .where(
+            LayerMember.layer_id == layer_id,
+            LayerMember.status == "NEW",
+            LayerMember.generation <= job.generation,
+            LayerMember.exposure_id.in_(list(member_ids)),
+        )
+        .values(status="OLD", changed_at=sa.func.now())
+    )
+
+
 def finish(
     engine: sa.Engine,
     job: ClaimedJob,
@@ -449,12 +463,16 @@ def finish(
     *,
     box: tuple[int, int, int, int] | None = None,
     failures: dict[str, str] | None = None,
+    consumed: Sequence[tuple[int, list[int]]] = (),
 ) -> None:
     """Publish ``products`` and close ``job`` in one transaction (see the module docstring).
 
     ``box`` is the sky cell's common fine box to store. ``failures`` maps layer names to
     reasons: the successful products are still recorded, the job is closed ``failed`` with
-    the reasons, and the failed layers' memberships stay NEW.
+    the reasons, and the failed layers' memberships stay NEW. ``consumed`` lists
+    ``(layer_id, exposure_ids)`` of layers that were looked at but have nothing to draw (no
+    member chip on the sky cell): their memberships are flipped like drawn ones, without a
+    product, so the planner does not plan them forever.
     Raises :class:`JobLost` (after discarding the temporary files) if the job is not ours.
     """
     failures = dict(failures or {})
@@ -470,6 +488,8 @@ def finish(
                 dirs.add(Path(p.final_path).parent)
             for d in dirs:
                 _fsync_dir(d)
+            for layer_id, member_ids in consumed:
+                _flip(conn, job, layer_id, member_ids)
             for p in products:
                 values = dict(
                     layer_id=p.layer_id,
@@ -486,16 +506,7 @@ def finish(
                 upd = {k: v for k, v in values.items() if k != "layer_id"} | {"created_at": sa.func.now()}
                 conn.execute(pg_insert(Product).values(**values).on_conflict_do_update(index_elements=[Product.layer_id], set_=upd))
                 if p.member_ids:
-                    conn.execute(
-                        sa.update(LayerMember)
-                        .where(
-                            LayerMember.layer_id == p.layer_id,
-                            LayerMember.status == "NEW",
-                            LayerMember.generation <= job.generation,
-                            LayerMember.exposure_id.in_(p.member_ids),
-                        )
-                        .values(status="OLD", changed_at=sa.func.now())
-                    )
+                    _flip(conn, job, p.layer_id, p.member_ids)
             if box is not None:
                 conn.execute(
                     sa.update(SkyCell)

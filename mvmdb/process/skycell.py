@@ -591,6 +591,7 @@ def process_job(
             draw, all_layers = plan_layers(snap, job.generation)
             box = embed.common_box(snap.stored_box, footprint_box(snap.cell, (m for lay in all_layers for m in lay.members)))
             failures: dict[str, str] = {}
+            consumed: list[tuple[int, list[int]]] = []
             drawn_ids = set()
             for lay in draw:
                 if hb.lost.is_set():
@@ -609,6 +610,7 @@ def process_job(
                 if d is None:
                     results.append(LayerResult(lay.name, None, "skipped", "no member chip falls on the sky cell",
                                                len(lay.members)))
+                    consumed.append((lay.id, [m.exposure_id for m in lay.members]))
                     continue
                 final = target / d.product_name
                 staged.append(StagedProduct(
@@ -638,7 +640,7 @@ def process_job(
                                            lay.product_members, _json_keywords(lay.product_keywords)))
             if hb.lost.is_set():
                 raise queue.JobLost(f"job {job.id} was reaped before finishing")
-            queue.finish(engine, job, staged, box=box, failures=failures)
+            queue.finish(engine, job, staged, box=box, failures=failures, consumed=consumed)
         except queue.JobLost as exc:
             queue.discard(staged)
             log.warning("%s", exc)

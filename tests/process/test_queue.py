@@ -252,3 +252,18 @@ def test_fail_and_release(engine, cells):
     row = _state(engine, job.id)
     assert row.state == "failed" and "y_flc.fits" in row.reason and row.finished_at is not None
     assert not queue.fail(engine, job, "again")
+
+
+def test_finish_consumes_layers_with_nothing_to_draw(engine, cells):
+    sids, jobs = cells
+    with engine.connect() as conn:
+        lid, eid = conn.execute(
+            sa.select(LayerMember.layer_id, LayerMember.exposure_id)
+            .join(Layer, Layer.id == LayerMember.layer_id)
+            .where(Layer.sky_cell_id == sids[1])
+        ).one()
+    job = queue.claim(engine, "w1", job_id=jobs[1])
+    queue.finish(engine, job, [], consumed=[(lid, [eid])])
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(LayerMember.status).where(LayerMember.layer_id == lid)).scalar_one() == "OLD"
+        assert conn.execute(sa.select(sa.func.count()).select_from(Product)).scalar_one() == 0
