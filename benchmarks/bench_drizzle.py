@@ -77,7 +77,7 @@ def _layer_inputs(n_exposures, rng):
     for e in range(n_exposures):
         dra, ddec = rng.uniform(-0.0008, 0.0008, 2)
         rot = 30.0 + rng.uniform(-3, 3)
-        for c, dy in enumerate((-0.0285, 0.0285)):  # two chips ~100" apart, like WFC1/WFC2
+        for c, dy in enumerate((-0.01425, 0.01425)):  # chip centres 102.6" apart, like WFC1/WFC2
             t = np.deg2rad(rot)
             ra = 150.0 + dra - dy * np.sin(t)
             dec = 2.2 + ddec + dy * np.cos(t)

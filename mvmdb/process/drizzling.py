@@ -360,9 +360,9 @@ def _tiles(out_shape, tile_shape) -> Iterator[tuple[int, int, int, int]]:
 
 def _popcount_planes(ctx: np.ndarray) -> np.ndarray:
     """Number of set bits over all context planes, per pixel (int16)."""
-    counts = np.zeros(ctx.shape[1:], dtype=np.int16)
-    for plane in ctx:
-        counts += np.bitwise_count(plane.view(np.uint32)).astype(np.int16)
+    counts = np.bitwise_count(ctx[0].view(np.uint32)).astype(np.int16)
+    for plane in ctx[1:]:
+        counts += np.bitwise_count(plane.view(np.uint32))
     return counts
 
 
@@ -439,12 +439,13 @@ def drizzle_layer(
     halo = max((p.halo for p in plans), default=0)
     t_plan = time.perf_counter() - t_start
 
-    if sink is None and out is None:
+    prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
+    if prefilled:
         out = LayerArrays(
-            sci=np.empty((ny, nx), dtype=np.float32),
-            wht=np.empty((ny, nx), dtype=np.float32),
-            nexp=np.empty((ny, nx), dtype=np.int16),
-            ctx=np.empty((n_planes, ny, nx), dtype=np.int32) if context else None,
+            sci=np.full((ny, nx), np.nan, dtype=np.float32),
+            wht=np.zeros((ny, nx), dtype=np.float32),
+            nexp=np.zeros((ny, nx), dtype=np.int16),
+            ctx=np.zeros((n_planes, ny, nx), dtype=np.int32) if context else None,
             total_exptime=0.0,
         )
 
@@ -470,6 +471,8 @@ def drizzle_layer(
                 g = _guard_px(p, box)
                 jobs.append((k, (box[0] - g, box[1] + g, box[2] - g, box[3] + g)))
         inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+        if not jobs and prefilled:
+            continue
         if not jobs:
             tile = LayerTile(
                 y0, x0,
