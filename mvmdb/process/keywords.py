@@ -31,7 +31,7 @@ out, so abutting polygons never both claim a pixel).
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import numpy as np
 
