@@ -185,3 +185,13 @@ def test_small_chip_and_exact_fallback(out_wcs):
     model = PixmapModel(acs_wfc_chip_wcs(shape=(256, 512)), out_wcs, (256, 512), tol=1e-12)
     assert model.mode == "exact"
     assert pixmap_error(model.in_wcs, out_wcs, (256, 512), sample=200, pixmap=model.evaluate()).max_px < 1e-9
+
+
+def test_fine_lookup_table_uses_pix2foc_path(out_wcs):
+    """A per-column D2IM table (too fine for node interpolation) goes through astropy's pix2foc, still exact."""
+    w = acs_wfc_chip_wcs(shape=(256, 1024), rotation_deg=12.0)
+    d = (0.05 * np.sin(np.arange(1024) / 3.0)).astype(np.float32)
+    w.det2im1 = DistortionLookupTable(np.vstack([d, d]), (0.0, 0.0), (0.0, 0.0), (1.0, 256.0))
+    model = PixmapModel(w, out_wcs, (256, 1024))
+    assert model.mode == "spline+pix2foc"
+    assert pixmap_error(w, out_wcs, (256, 1024), sample=3000, pixmap=model.evaluate()).max_px <= 0.01
