@@ -14,6 +14,9 @@ One :class:`FileResult` per input file, with status
   recomputed and every affected layer is marked for redraw;
 * ``error`` -- not ingested; ``reason`` says why; a row in ``ingest_error``.
 
+``reason`` is the exclusion reason of every excluded exposure, whatever its status
+(``excluded`` is the status of *new* excluded exposures only), or the error; else null.
+
 Inputs (:func:`expand_inputs`): files (ingested whatever their name), directories
 (recursive; ``*_flt.fits`` and ``*_flc.fits``), or text files listing paths (one per line,
 ``#`` comments; relative paths are relative to the list file). Paths are stored absolute

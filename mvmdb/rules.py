@@ -140,7 +140,7 @@ def obset_id(rootname: str, instrument: str, primesi: str | None = None, linenum
     inst = "wfpc2" if str(instrument).strip().upper() == "WFPC2" else str(instrument).strip()
     if primesi is not None and str(primesi).strip().lower() == inst and linenum is not None:
         value = str(linenum).strip().split(".")[0]
-        if value:
+        if len(value) == 2 and value.isalnum():  # anything else cannot be an obset id
             return value.upper()
     return str(rootname).strip()[-5:-3].upper()
 

@@ -166,6 +166,12 @@ def test_each_exclusion_rule_stores_the_exposure_with_its_reason(engine, tmp_pat
     assert sum(summary.excluded_by_reason.values()) == len(EXCLUSIONS)
 
 
+def test_progress_bar_does_not_disturb(engine, tmp_path, capsys):
+    variant(IR, tmp_path / "ib3y01c6q_flt.fits")
+    summary = ingest(engine, [tmp_path], jobs=1, progress=True)
+    assert summary.counts["ingested"] == 1 and capsys.readouterr().out == ""
+
+
 def test_switch_include_small(engine, tmp_path):
     hrc = variant(HRC, tmp_path / "j8bt06nyq_flt.fits")
     r = ingest(engine, [hrc], jobs=1, include_small=False).results[0]

@@ -44,6 +44,7 @@ def test_program_and_obset_ids():
     assert rules.obset_id("jbl70rtvq", "ACS", "ACS", "0R.001") == "0R"  # INSTRUME upper case: never LINENUM
     assert rules.obset_id("u2eq0201t", "WFPC2", "WFPC2", "2A.003") == "2A"  # WFPC2: LINENUM before '.'
     assert rules.obset_id("u2eq0201t", "WFPC2", "ACS", "2A.003") == "02"
+    assert rules.obset_id("u2eq0201t", "WFPC2", "WFPC2", "123.003") == "02"  # not a 2-character id
 
 
 def test_instrument_from_rootname():
