@@ -13,12 +13,14 @@ as a superset (HEALPix pixels overlap the shapes' edges); exact answers come fro
 with the stored polygon (:func:`spherical_polygons_overlap`, :func:`point_in_polygon`).
 
 Order. :data:`ORDER` = 13: pixels of 25.8" (0.43'). HST chips are 26" (ACS/HRC) to 200"
-(ACS/WFC, WFC3/UVIS) on a side, so a chip is covered by a few to ~60 pixels that merge into
-~5-25 ranges (measured: WFC chip 19 ranges, IR 14, HRC 5), while the pixels' excess area over
-the chip stays below ~2x for the small chips and ~1.3x for the big ones. Order 12 (52")
-halves the rows but would triple the excess area of an HRC chip (more false positives to
-refine); order 14 (13") roughly doubles rows and ``query_polygon`` time for a ~10%
-tighter cover. Queries at any order work against the stored ranges (ranges nest).
+(ACS/WFC, WFC3/UVIS) on a side, so a chip is covered by a few to ~50 pixels that merge into
+a handful of rows (measured at order 13: ACS/WFC chip 12-16 ranges, WFC3/IR 11-12, HRC 1-3;
+the simulated 10,000-exposure benchmark averages 11 per chip), while the pixels' area exceeds
+the chip's by ~1.6-2x for the large chips and 3-6x for HRC/SBC. Order 12 (52") would halve
+the rows but make the cover 2.5-3x (large chips) and 10-14x (HRC) the chip's area -- more
+false candidates to refine; order 14 (13") needs ~1.5-2x the rows (and index size) for a cover
+20-50% tighter. ``query_polygon`` costs the same at all three orders (~15 us). Queries at any
+order work against the stored ranges (ranges nest).
 
 Angles are degrees; RA any real (wrapped), Dec in [-90, 90].
 """
@@ -44,7 +46,7 @@ __all__ = [
     "spherical_polygons_overlap",
 ]
 
-ORDER = 13
+ORDER = 13  # 25.8" pixels: few rows per chip, cover within ~2x of a chip's area (see the module docstring)
 """HEALPix order at which chip footprints are rasterised (see the module docstring)."""
 MAX_ORDER = 29
 """Order of the stored indices (int8 ranges), as in healpix-alchemy."""
