@@ -46,7 +46,7 @@ __all__ = [
     "spherical_polygons_overlap",
 ]
 
-ORDER = 13  # 25.8" pixels: few rows per chip, cover within ~2x of a chip's area (see the module docstring)
+ORDER = 13  # 25.8" pixels: ~11 ranges per chip, cover ~2x the chip (module docstring)
 """HEALPix order at which chip footprints are rasterised (see the module docstring)."""
 MAX_ORDER = 29
 """Order of the stored indices (int8 ranges), as in healpix-alchemy."""
