@@ -183,7 +183,7 @@ def main() -> None:
     print(f"{len(files)} exposures ({sum(f.stat().st_size for f in files) / 1e6:.0f} MB, header-only), "
           f"jobs={args.jobs}, {ncpu} CPUs for ingest (machine: {os.cpu_count()})", flush=True)
 
-    factory = DatabaseFactory(admin_url(), prefix="mvmdb_bench")
+    factory = DatabaseFactory(admin_url(), prefix="mvmdb_bench_ingest")
     factory.create_template()
     urls = []
     try:
