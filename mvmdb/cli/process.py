@@ -41,8 +41,9 @@ def _common(f):
                      show_default=True, help="Seconds without heartbeat after which a running job is re-queued."),
         click.option("--max-attempts", type=click.IntRange(min=1), default=queue.DEFAULT_MAX_ATTEMPTS,
                      show_default=True, help="Abandoned runs after which a job is marked failed."),
-        click.option("--tile", type=click.IntRange(min=64), default=2048, show_default=True,
-                     help="Output tile size (px) of the drizzle; bounds memory."),
+        click.option("--tile", type=click.IntRange(min=64), default=None,
+                     help="Output tile size (px) of the drizzle; default: one tile for layers up to 64 Mpx, "
+                          "else 4096 (bounded memory)."),
         click.option("--context", is_flag=True, help="Keep the context image (CTX) in the products."),
     ]):
         f = opt(f)
@@ -77,7 +78,7 @@ def _settings(heartbeat, stale_after, max_attempts, tile, context) -> dict:
     from mvmdb.process.skycell import DrawOptions
 
     return dict(heartbeat=heartbeat, stale_after=stale_after, max_attempts=max_attempts,
-                draw=DrawOptions(tile_shape=(tile, tile), context=context))
+                draw=DrawOptions(tile_shape=(tile, tile) if tile else None, context=context))
 
 
 @click.command()

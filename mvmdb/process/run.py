@@ -165,6 +165,9 @@ class Executor:
     def run(self, settings: Settings, tasks: Sequence[Task]) -> Iterator[TaskOutcome]:
         raise NotImplementedError
 
+    def warm(self) -> None:
+        """Start the executor's processes and import the processing code there (optional)."""
+
     def close(self) -> None:
         pass
 
@@ -188,6 +191,17 @@ def _spawn_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _warm_up(delay: float) -> int:
+    """Import what a task needs (drizzle, astropy, the writers) and linger so every process gets one."""
+    import mvmdb.fitsio.product  # noqa: F401
+    import mvmdb.process.drizzling  # noqa: F401
+    import mvmdb.process.keywords  # noqa: F401
+    import mvmdb.process.skymatch  # noqa: F401
+
+    time.sleep(delay)
+    return os.getpid()
+
+
 class LocalExecutor(Executor):
     """A pool of ``n`` spawned processes, kept for the executor's lifetime."""
 
@@ -199,6 +213,10 @@ class LocalExecutor(Executor):
         self._pool = ProcessPoolExecutor(
             max_workers=self.n, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
         )
+
+    def warm(self) -> None:
+        for fut in [self._pool.submit(_warm_up, 0.2) for _ in range(self.n)]:
+            fut.result()
 
     def run(self, settings, tasks):
         futures = [self._pool.submit(run_task, settings, t) for t in tasks]

@@ -76,8 +76,12 @@ MVM_KEYS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP", "MEANWHT",
 TMP_RE = re.compile(r"^\..*\.tmp(-|$|\.)|^\.spool-.*\.raw$")
 """Hidden temporary files a worker may leave in a sky cell's product directory."""
 
-IN_MEMORY_MAX_PIXELS = 48_000_000
-"""Layers up to this many output pixels are drizzled into memory; larger ones are spooled to disk."""
+IN_MEMORY_MAX_PIXELS = 64_000_000
+"""Layers up to this many output pixels are drizzled in memory, in one tile (~14 bytes/px at the
+peak, ~0.9 GB); larger ones tile by tile into spool files in the product directory."""
+
+LARGE_TILE = (4096, 4096)
+"""Drizzle tile of layers too large for memory (the full 21954^2 cell is 30 tiles)."""
 
 DIRECT_NOTE = "not in the catalog: drawn directly from the poller's files, no catalog bookkeeping"
 
@@ -87,9 +91,15 @@ DIRECT_NOTE = "not in the catalog: drawn directly from the poller's files, no ca
 
 @dataclass(frozen=True)
 class DrawOptions:
-    """Drawing knobs (picklable). ``tile_shape`` output tile (ny, nx) px; ``context`` keeps a CTX image."""
+    """Drawing knobs (picklable).
 
-    tile_shape: tuple[int, int] = (2048, 2048)
+    ``tile_shape``: output tile (ny, nx) px of the drizzle; ``None`` (default) draws a layer
+    of up to :data:`IN_MEMORY_MAX_PIXELS` in one tile (fastest: no halo overlap between
+    tiles) and bigger layers in :data:`LARGE_TILE` tiles spooled to disk (bounded memory).
+    ``context``: keep a CTX image. ``sky_method``: the sky matching method.
+    """
+
+    tile_shape: tuple[int, int] | None = None
     context: bool = False
     sky_method: str = "match"
 
@@ -312,16 +322,56 @@ def _json_keywords(primary: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class _Clock:
+    """Wall-clock laps of the stages of :func:`draw_layer` (seconds), for logs and benchmarks."""
+
+    def __init__(self) -> None:
+        self.t0 = self.last = time.perf_counter()
+        self.laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.laps[name] = self.laps.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{k} {v:.2f}s" for k, v in self.laps.items())
+        return f"{parts}; total {time.perf_counter() - self.t0:.2f}s"
+
+
+SKY_SAMPLES_PER_CHIP = 100_000
+"""Sky matching samples about this many pixels per chip (every k-th pixel along each axis)."""
+
+
+def sky_subsample(chips) -> int:
+    """Sampling step of sky matching: every k-th input pixel along each axis, k >= 4, so that a
+    chip gives about :data:`SKY_SAMPLES_PER_CHIP` samples (ACS/WFC: k = 9; WFC3/IR: k = 4)."""
+    largest = max((c.shape[0] * c.shape[1] for c in chips), default=0)
+    return max(4, int(round((largest / SKY_SAMPLES_PER_CHIP) ** 0.5)))
+
+
 class _MemoryStore:
     """In-memory SCI/WHT/NEXP(/CTX) arrays filled tile by tile (the small-layer twin of ``LayerSpool``)."""
 
     def __init__(self, shape: tuple[int, int], n_ctx_planes: int = 0):
-        self.sci = np.full(shape, np.nan, dtype=np.float32)
-        self.wht = np.zeros(shape, dtype=np.float32)
-        self.nexp = np.zeros(shape, dtype=np.int16)
-        self.ctx = np.zeros((n_ctx_planes,) + tuple(shape), dtype=np.int32) if n_ctx_planes else None
+        self.shape = tuple(shape)
+        self.n_ctx = n_ctx_planes
+        self.sci = self.wht = self.nexp = self.ctx = None
+
+    def _allocate(self) -> None:
+        self.sci = np.full(self.shape, np.nan, dtype=np.float32)
+        self.wht = np.zeros(self.shape, dtype=np.float32)
+        self.nexp = np.zeros(self.shape, dtype=np.int16)
+        self.ctx = np.zeros((self.n_ctx,) + self.shape, dtype=np.int32) if self.n_ctx else None
 
     def sink(self, tile) -> None:
+        if self.sci is None and (tile.y0, tile.x0) == (0, 0) and tile.sci.shape == self.shape:
+            # one tile covering the layer: keep its arrays, no copy
+            self.sci, self.wht, self.nexp = tile.sci, tile.wht, tile.nexp
+            self.ctx = tile.ctx if self.n_ctx else None
+            return
+        if self.sci is None:
+            self._allocate()
         sl = tile.slices
         self.sci[sl] = tile.sci
         self.wht[sl] = tile.wht
@@ -330,7 +380,7 @@ class _MemoryStore:
             self.ctx[(slice(None),) + sl] = tile.ctx
 
     def close(self) -> None:
-        pass
+        self.sci = self.wht = self.nexp = self.ctx = None
 
 
 @dataclass
@@ -346,6 +396,7 @@ class DrawnLayer:
     box: embed.Box
     product_name: str
     member_ids: list[int]
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def select_members(layer: LayerInfo) -> tuple[str, list[MemberInfo]]:
@@ -385,6 +436,7 @@ def draw_layer(
     shape = embed.shape(out_box)
     full = (cell.naxis(layer.scale),) * 2
 
+    clock = _Clock()
     # footprint masks of the layer's own chips (spec §5.5), in box pixels
     polys, times = [], []
     for m in members:
@@ -396,17 +448,19 @@ def draw_layer(
         return None
     mean_nexp = float(total[total > 0].mean())
     bits = final_bits(layer.instrument, layer.detector, max(1, int(round(mean_nexp))), layer.filter)
+    clock.lap("masks")
 
     target_dir.mkdir(parents=True, exist_ok=True)
     path = target_dir / (f".{product_name}.tmp-{uuid.uuid4().hex[:12]}" if staging else product_name)
-    t0 = time.perf_counter()
     with open_inputs([(m.path, m.exposure_id) for m in members]) as li:
         chips = li.chips
+        clock.lap("open")
         if len(li.exposures) > 1:
-            sky = skymatch(chips, bits=bits, out_wcs=out_wcs, method=options.sky_method)
+            sky = skymatch(chips, bits=bits, out_wcs=out_wcs, method=options.sky_method,
+                           subsample=sky_subsample(chips))
             for chip, s in zip(chips, sky.sky):
                 chip.sky = s
-        t_sky = time.perf_counter() - t0
+        clock.lap("sky")
         n_ctx = max(1, (len(chips) + 31) // 32) if options.context else 0
         first_tile = [True]
 
@@ -415,7 +469,9 @@ def draw_layer(
                 first_tile[0] = False
                 failpoints.hit("mid_drizzle")
 
-        if shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS:
+        in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
+        tile_shape = options.tile_shape or (shape if in_memory else LARGE_TILE)
+        if in_memory:
             spool = _MemoryStore(shape, n_ctx)
         else:
             spool = LayerSpool(shape, directory=target_dir, n_ctx_planes=n_ctx)
@@ -425,16 +481,17 @@ def draw_layer(
             hit_mid(tile)
 
         try:
-            drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=options.tile_shape, context=options.context,
-                          sink=sink)
+            drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=tile_shape, context=options.context, sink=sink)
             sci, wht, nexp, ctx = spool.sci, spool.wht, spool.nexp, spool.ctx
-            t_driz = time.perf_counter() - t0 - t_sky
+            clock.lap("drizzle")
             mvm = mvm_keywords(total, scaled, wht, full)
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
             primary = _primary_keywords(layer, cell, li, product_name, mvm, bits, [c.sky for c in chips],
                                         dict(extra_keywords or {}))
             wcs_header = out_wcs.to_header()
             wcs_header["S_REGION"] = (_s_region(out_wcs, shape), "spatial extent of the layer's box")
+            hdrtab = li.hdrtab_rows([c.sky for c in chips])
+            clock.lap("keywords")
             written = write_product(
                 path,
                 primary=primary,
@@ -443,18 +500,19 @@ def draw_layer(
                 nexp=nexp,
                 ctx=ctx,
                 wcs_header=wcs_header,
-                hdrtab=li.hdrtab_rows([c.sky for c in chips]),
+                hdrtab=hdrtab,
                 extra_headers={"SCI": {"BUNIT": ("ELECTRONS/S", "brightness units")}, "WHT": {"BUNIT": ("SECONDS", "")}},
             )
+            clock.lap("write")
         finally:
             spool.close()
-    log.info("%s: %d inputs, %dx%d px, sky %.2fs, drizzle %.2fs, total %.2fs", product_name, len(chips),
-             shape[1], shape[0], t_sky, t_driz, time.perf_counter() - t0)
+    log.info("%s: %d inputs, %dx%d px, %s", product_name, len(chips), shape[1], shape[0], clock)
     failpoints.hit("after_product_write")
     return DrawnLayer(
         path=written.path, checksum=written.sha256, size_bytes=written.size, n_members=len(members),
         keywords=_json_keywords(primary), primary={k: _jsonable(v[0]) for k, v in primary.items()}, box=out_box,
         product_name=product_name, member_ids=[m.exposure_id for m in layer.members if m.exposure_id is not None],
+        seconds=dict(clock.laps),
     )
 
 
