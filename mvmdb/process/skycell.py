@@ -688,14 +688,21 @@ def process_job(
                 if hb.lost.is_set():
                     raise queue.JobLost(f"job {job.id} was reaped while re-embedding")
                 src = Path(lay.product_path)
+                if not src.is_file():
+                    continue  # product file gone: the layer is redrawn by the next job (plan_layers)
                 tmp = target / f".{src.name}.tmp-{uuid.uuid4().hex[:12]}"
                 checksum, size = reembed_product(src, lay.product_box, want, snap.cell, lay.scale, tmp)
                 staged.append(StagedProduct(
                     layer_id=lay.id, tmp_path=tmp, final_path=src, checksum=checksum, size_bytes=size,
                     n_members=lay.product_members, keywords=lay.product_keywords, box=want, member_ids=None,
                 ))
-                results.append(LayerResult(lay.name, str(src), "done", "re-embedded onto the grown common box",
-                                           lay.product_members, _json_keywords(lay.product_keywords)))
+                note = "re-embedded onto the grown common box"
+                failed = next((r for r in results if r.layer == lay.name and r.status == "failed"), None)
+                if failed is not None:  # one result per layer: the failure, with what happened to its product
+                    failed.reason += f"; its previous product {src.name} was {note}"
+                    continue
+                results.append(LayerResult(lay.name, str(src), "done", note, lay.product_members,
+                                           _json_keywords(lay.product_keywords)))
             if hb.lost.is_set():
                 raise queue.JobLost(f"job {job.id} was reaped before finishing")
             queue.finish(engine, job, staged, box=box, failures=failures, consumed=consumed)
