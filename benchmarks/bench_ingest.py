@@ -97,8 +97,8 @@ def baseline(engine: sa.Engine, files: list[Path]) -> float:
                             center_dec_deg=float(c.dec.mean()))
                 s.add(chip)
                 s.flush()
-                lo, hi = polygon_ranges(c.ra, c.dec)
-                s.add_all(ChipHpx(chip_id=chip.id, hpx=sa.func.int8range(int(a), int(b))) for a, b in zip(lo, hi))
+                ranges = polygon_ranges(c.ra, c.dec)
+                s.add_all(ChipHpx(chip_id=chip.id, hpx=sa.func.int8range(int(a), int(b))) for a, b in ranges)
             for sc in {x for x in hits.skycells()}:
                 if s.get(SkyCell, sc.id) is None:
                     s.add(SkyCell(id=sc.id, name=sc.name, projection_cell_id=sc.projection_cell, x=sc.x, y=sc.y))

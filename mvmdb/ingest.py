@@ -283,7 +283,7 @@ def _read_one(path: str) -> tuple[ReadResult, list]:
                 raise HeaderError(f"[SCI,{fp.extver}]: implausible WCS (the chip outline reaches {radius:.3g} deg "
                                   f"from its centre)")
             try:
-                lo, hi = polygon_ranges(fp.ra, fp.dec)
+                lo, hi = np.ascontiguousarray(polygon_ranges(fp.ra, fp.dec).T)
             except ValueError as exc:
                 raise HeaderError(f"[SCI,{fp.extver}]: chip outline unusable ({_one_line(exc)})") from None
             chips.append(ChipRow(fp.extver, fp.naxis1, fp.naxis2, fp.ra, fp.dec, cra, cdec, lo, hi))
@@ -938,8 +938,10 @@ def _start_pool(jobs: int):
     leave through ``os._exit``, so nothing of the parent's is closed or flushed by them).
     The reading modules (astropy, healpy, scipy) are imported first, so that the children
     inherit them instead of each importing them again (~1 s of CPU per child)."""
+    import healpy  # noqa: F401  (mvmdb.sky.healpix imports it and scipy.spatial when first used)
+    import scipy.spatial  # noqa: F401
+
     import mvmdb.fitsio.exposure  # noqa: F401
-    import mvmdb.sky.healpix  # noqa: F401
     import mvmdb.sky.overlap
 
     mvmdb.sky.overlap._pc_trig()  # the projection-cell tables, computed once

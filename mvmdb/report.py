@@ -28,7 +28,8 @@ from mocpy import MOC
 from numpy.typing import ArrayLike, NDArray
 
 from mvmdb.db import coverage
-from mvmdb.sky.coverage_maps import HPX_ORDER, as_ranges, coverage_map
+from mvmdb.sky.coverage_maps import coverage_map
+from mvmdb.sky.healpix import MAX_ORDER, as_ranges
 
 Metric = Literal["exptime", "count"]
 METRICS: dict[str, tuple[str, str]] = {  # metric -> (what the title says, colour bar label with unit)
@@ -111,7 +112,7 @@ def _graticule(ax, proj, *, step_ra_deg: float = 60.0, step_dec_deg: float = 30.
         ax.text(x, y, f"{ra:.0f}°", fontsize=7, color="0.3", ha="center", va="bottom")
 
 
-def write_moc(ranges: ArrayLike, path: str | Path, *, max_depth: int = HPX_ORDER) -> MOC:
+def write_moc(ranges: ArrayLike, path: str | Path, *, max_depth: int = MAX_ORDER) -> MOC:
     """Write order-29 NESTED ranges as an IVOA MOC FITS file (NUNIQ, readable by MOC 1.x and 2.0 tools).
 
     ``max_depth`` < 29 coarsens the MOC (cells partly covered are kept: a superset).
@@ -153,7 +154,7 @@ def coverage_map_png(
 
 
 def coverage_moc(
-    engine: sa.Engine, path: str | Path, *, filter: str | None = None, max_depth: int = HPX_ORDER
+    engine: sa.Engine, path: str | Path, *, filter: str | None = None, max_depth: int = MAX_ORDER
 ) -> MOC:
     """Write the union of the usable exposures' chips (optionally of one filter) as a MOC FITS file."""
     return write_moc(coverage.coverage_ranges(engine, filter=filter), path, max_depth=max_depth)

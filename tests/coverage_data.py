@@ -17,9 +17,9 @@ L2 (f814w, fine) has one, *current*. Sky cell C, ``skycell-p0640x11y11`` at the 
 projection cell 640 (Dec -30): i1, WFC3/IR F160W, 250 s, 2022-02-02, proposal 18000,
 member NEW of the coarse layer L3 and its fine twin L4, neither with a product (*none*).
 
-Chip coverage is stored like ingest stores it: the healpy ``query_polygon(...,
-inclusive=True)`` pixels at order :data:`ORDER` as merged order-29 ranges (ingest uses a
-coarser order; 16 keeps the test areas within a few % of the footprints).
+Chip coverage is stored like ingest stores it (``mvmdb.sky.healpix.polygon_ranges``: the healpy
+``query_polygon(..., inclusive=True)`` pixels as merged order-29 ranges), at order :data:`ORDER`
+(ingest uses a coarser order; 16 keeps the test areas within a few % of the footprints).
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ import datetime as dt
 import math
 from dataclasses import dataclass, field
 
-import healpy as hp
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import Range
 
 from mvmdb.db import models as m
-from mvmdb.sky.coverage_maps import pixels_to_ranges
+from mvmdb.sky.healpix import polygon_ranges
 
 ORDER = 16
 """HEALPix order at which the builder covers chips (pixels ~3.2")."""
@@ -88,10 +87,8 @@ def rectangle(ra_deg: float, dec_deg: float, width_deg: float, height_deg: float
 
 
 def chip_ranges(ra_deg: list[float], dec_deg: list[float], order: int = ORDER) -> np.ndarray:
-    """Order-29 ranges of the pixels at ``order`` that touch the polygon."""
-    vertices = hp.ang2vec(np.asarray(ra_deg), np.asarray(dec_deg), lonlat=True)
-    pixels = hp.query_polygon(2**order, vertices, inclusive=True, nest=True)
-    return pixels_to_ranges(pixels, order)
+    """Order-29 ranges of the pixels at ``order`` that touch the polygon (as ingest computes them)."""
+    return polygon_ranges(ra_deg, dec_deg, order)
 
 
 def _exposures(a: tuple[float, float], c: tuple[float, float]) -> list[Exp]:

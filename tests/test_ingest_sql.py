@@ -12,7 +12,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from mvmdb.ingest import ingest
-from mvmdb.sky.healpix import point_in_polygon, point_index, polygon_ranges, spherical_polygons_overlap
+from mvmdb.sky.healpix import point_index, polygon_contains, polygon_ranges, spherical_polygons_overlap
 
 COVER_POINT = sa.text("""
 SELECT DISTINCT e.ipppssoot, e.filetype, c.id AS chip_id, c.ra_deg, c.dec_deg
@@ -49,8 +49,8 @@ def test_which_exposures_cover_a_position(engine, hst_dir):
         plan = _explain(conn, COVER_POINT, {"pixel": point_index(ra, dec)})
         assert "ix_chip_hpx_hpx" in plan and "Index" in plan
         candidates = conn.execute(COVER_POINT, {"pixel": point_index(ra, dec)}).all()
-        exact = {r.ipppssoot for r in candidates if point_in_polygon(ra, dec, r.ra_deg, r.dec_deg)}
-        truth = {r.ipppssoot for r in _all_chips(conn) if point_in_polygon(ra, dec, r.ra_deg, r.dec_deg)}
+        exact = {r.ipppssoot for r in candidates if polygon_contains(r.ra_deg, r.dec_deg, ra, dec)}
+        truth = {r.ipppssoot for r in _all_chips(conn) if polygon_contains(r.ra_deg, r.dec_deg, ra, dec)}
     assert exact == truth == {"ib6o21qnq", "ib6o21qqq", "ib6o23rtq"}
     # a position no exposure covers
     with engine.connect() as conn:
@@ -65,7 +65,7 @@ def test_which_exposures_overlap_a_polygon(engine, hst_dir):
     cosd = np.cos(np.radians(dec0))
     box_ra = np.array([ra0 - half / cosd, ra0 + half / cosd, ra0 + half / cosd, ra0 - half / cosd])
     box_dec = np.array([dec0 - half, dec0 - half, dec0 + half, dec0 + half])
-    lo, hi = polygon_ranges(box_ra, box_dec)
+    lo, hi = polygon_ranges(box_ra, box_dec).T
     params = {"lo": lo.tolist(), "hi": hi.tolist()}
     with engine.begin() as conn:
         plan = _explain(conn, OVERLAP_POLYGON, params)

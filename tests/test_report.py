@@ -1,4 +1,4 @@
-"""Coverage arithmetic (mvmdb.sky.coverage_maps), the PNG map and the MOC (mvmdb.report)."""
+"""Coverage arithmetic (mvmdb.sky.coverage_maps, ranges of mvmdb.sky.healpix), the PNG map and the MOC (mvmdb.report)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from mocpy import MOC
 from mvmdb import report
 from mvmdb.db import coverage
 from mvmdb.sky import coverage_maps as cm
+from mvmdb.sky import healpix as hpx
 
 FULL = 12 * 4**29
 
@@ -34,13 +35,13 @@ def test_pixel_area_and_orders():
 
 
 def test_merge_ranges():
-    merged = cm.merge_ranges([[10, 20], [0, 5], [5, 7], [15, 30], [40, 40], [31, 32]])
+    merged = hpx.merge_ranges([[10, 20], [0, 5], [5, 7], [15, 30], [40, 40], [31, 32]])
     np.testing.assert_array_equal(merged, [[0, 7], [10, 30], [31, 32]])
-    assert cm.merge_ranges([]).shape == (0, 2)
+    assert hpx.merge_ranges([]).shape == (0, 2)
 
 
 def test_pixels_to_ranges_and_degrade():
-    ranges = cm.pixels_to_ranges([9, 5, 6, 7, 6], order=3)
+    ranges = hpx.pixels_to_ranges([9, 5, 6, 7, 6], order=3)
     np.testing.assert_array_equal(ranges, [[5 << 52, 8 << 52], [9 << 52, 10 << 52]])
     np.testing.assert_array_equal(cm.degrade_ranges(ranges, 3), [[5, 8], [9, 10]])
     np.testing.assert_array_equal(cm.degrade_ranges(ranges, 2), [[1, 3]])
@@ -116,7 +117,7 @@ def _dense_edges(ra, dec, n=4000):
 )
 def test_polygon_contains_and_distance(centre):
     ra, dec = coverage_data.rectangle(*centre, 0.05, 0.03)
-    assert cm.polygon_contains(ra, dec, *centre) and cm.polygon_distance_deg(ra, dec, *centre) == 0.0
+    assert hpx.polygon_contains(ra, dec, *centre) and hpx.polygon_distance_deg(ra, dec, *centre) == 0.0
     edges = _dense_edges(ra, dec)  # edge points ~1e-5 deg apart: a distance to them overestimates by less
     rng = np.random.default_rng(1)
     for _ in range(20):
@@ -124,8 +125,8 @@ def test_polygon_contains_and_distance(centre):
         p_dec = float(np.clip(centre[1] + rng.uniform(-0.1, 0.1), -90, 90))
         p = hp.ang2vec(p_ra, p_dec, lonlat=True)
         dense = math.degrees(np.arccos(np.clip(edges @ p, -1, 1)).min())
-        got = cm.polygon_distance_deg(ra, dec, p_ra, p_dec)
-        if cm.polygon_contains(ra, dec, p_ra, p_dec):
+        got = hpx.polygon_distance_deg(ra, dec, p_ra, p_dec)
+        if hpx.polygon_contains(ra, dec, p_ra, p_dec):
             assert got == 0.0
         else:
             assert dense - 1e-5 < got <= dense + 1e-9
@@ -133,14 +134,14 @@ def test_polygon_contains_and_distance(centre):
 
 def test_polygon_far_away_is_outside():
     ra, dec = coverage_data.rectangle(10.0, 0.0, 0.05, 0.05)
-    assert not cm.polygon_contains(ra, dec, 190.0, 0.0)
+    assert not hpx.polygon_contains(ra, dec, 190.0, 0.0)
     # The nearest point to the antipode of the centre is the corner farthest from the centre.
-    assert cm.polygon_distance_deg(ra, dec, 190.0, 0.0) == pytest.approx(180.0 - 0.025 * math.sqrt(2), abs=1e-6)
+    assert hpx.polygon_distance_deg(ra, dec, 190.0, 0.0) == pytest.approx(180.0 - 0.025 * math.sqrt(2), abs=1e-6)
 
 
 @pytest.mark.parametrize("radius_deg", [1e-4, 0.01, 1.0, 30.0])
 def test_cone_ranges_cover_the_cone(radius_deg):
-    ranges = cm.cone_ranges(120.0, -45.0, radius_deg)
+    ranges = hpx.cone_ranges(120.0, -45.0, radius_deg)
     angles = np.linspace(0, 2 * np.pi, 200, endpoint=False)
     vec = hp.ang2vec(120.0, -45.0, lonlat=True)
     east = np.cross([0, 0, 1], vec)

@@ -2,7 +2,7 @@
 
 The views (``v_layer_coverage``, ``v_projection_cell_coverage``, ``v_filter_area``) are
 made by migration 0002 and described in ``schema/views.sql``. Position queries compute
-HEALPix pixels/ranges at order 29 with healpy (:mod:`mvmdb.sky.coverage_maps`), find
+HEALPix pixels/ranges at order 29 with healpy (:mod:`mvmdb.sky.healpix`), find
 candidate chips through the SP-GiST index on ``chip_hpx.hpx`` (``@>`` a pixel, ``&&`` a
 range), then refine exactly against the stored chip polygons.
 
@@ -20,12 +20,12 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from mvmdb.sky.coverage_maps import (
-    HPX_ORDER,
+from mvmdb.sky.coverage_maps import order_of_nside
+from mvmdb.sky.healpix import (
     as_ranges,
     cone_ranges,
-    order_of_nside,
-    point_pixel,
+    order_shift,
+    point_index,
     polygon_contains,
     polygon_distance_deg,
 )
@@ -159,7 +159,7 @@ def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: st
     """
     sql = _CANDIDATE_CHIPS.format(match="", where="h.hpx @> CAST(:pixel AS bigint) AND")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"pixel": point_pixel(ra_deg, dec_deg), "filter": _filter(filter)})
+        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": _filter(filter)})
         rows = rows.mappings().all()
     return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg))
 
@@ -210,7 +210,7 @@ def exposure_ranges(
     ranges aligned to ``nside``'s pixels, enough for :func:`coverage_map` at that nside
     and far fewer rows than the chips' own ranges.
     """
-    shift = 2 * (HPX_ORDER - order_of_nside(nside))
+    shift = order_shift(order_of_nside(nside))
     sql = f"""
         SELECT x.exposure_id, x.exptime, lower(r) AS lo, upper(r) AS hi
         FROM (

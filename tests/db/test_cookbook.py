@@ -13,7 +13,8 @@ import sqlalchemy as sa
 
 import coverage_data
 from coverage_data import SIDE_DEG
-from mvmdb.sky.coverage_maps import cone_ranges, degrade_ranges, merge_ranges, pixel_area_deg2, point_pixel
+from mvmdb.sky.coverage_maps import degrade_ranges, pixel_area_deg2
+from mvmdb.sky.healpix import cone_ranges, merge_ranges, point_index
 
 ROOT = Path(__file__).resolve().parents[2]
 COOKBOOK = ROOT / "schema" / "cookbook.sql"
@@ -71,7 +72,7 @@ def _params(catalog) -> dict:
     return {
         "sky_cell": catalog.sky_cells["A"],
         "limit": 5,
-        "pixel": point_pixel(*_position(catalog, 0.5, 0.005)),
+        "pixel": point_index(*_position(catalog, 0.5, 0.005)),
         "lo": cone[:, 0].tolist(),
         "hi": cone[:, 1].tolist(),
         "filter_a": "f606w",

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from mvmdb.db import coverage, migrate
 from mvmdb.db.engine import make_engine
-from mvmdb.sky.coverage_maps import SKY_AREA_DEG2, merge_ranges, point_pixel, ranges_area_deg2
+from mvmdb.sky.coverage_maps import SKY_AREA_DEG2, ranges_area_deg2
+from mvmdb.sky.healpix import merge_ranges, point_index
 import coverage_data
 from coverage_data import SIDE_DEG
 
@@ -214,7 +215,7 @@ def test_exposures_at_refines_the_healpix_cover_exactly(engine, catalog):
     east = SIDE_DEG / 2 / math.cos(math.radians(dec))
     # 0.5" north of S's north edge: inside the chips' inclusive HEALPix cover, outside the polygons.
     ra0, dec0 = ra - east / 2, dec + SIDE_DEG / 2 + 0.5 / 3600
-    pixel = point_pixel(ra0, dec0)
+    pixel = point_index(ra0, dec0)
     u1 = catalog.chip_ranges["u1"][0]
     assert np.any((u1[:, 0] <= pixel) & (pixel < u1[:, 1]))
     assert coverage.exposures_at(engine, ra0, dec0) == []
