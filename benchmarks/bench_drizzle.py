@@ -25,6 +25,8 @@ one-process-per-core worker.
 
 from __future__ import annotations
 
+from _common import acs_wfc_chip_wcs, machine, skycell_like_wcs  # isort: skip  (first: one BLAS thread)
+
 import argparse
 import os
 import resource
@@ -33,20 +35,13 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
+from drizzle.resample import Drizzle
 
-import numpy as np  # noqa: E402
-from drizzle.resample import Drizzle  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "process"))
-
-from test_pixmap import acs_wfc_chip_wcs, skycell_like_wcs  # noqa: E402
-
-from mvmdb.fitsio.product import LayerSpool, write_product  # noqa: E402
-from mvmdb.process.drizzling import DrizzleInput, drizzle_layer, good_pixels  # noqa: E402
-from mvmdb.process.keywords import mvm_keywords  # noqa: E402
-from mvmdb.process.pixmap import PixmapModel, pixel_scale_arcsec  # noqa: E402
+from mvmdb.fitsio.product import LayerSpool, write_product
+from mvmdb.process.drizzling import DrizzleInput, drizzle_layer, good_pixels
+from mvmdb.process.keywords import mvm_keywords
+from mvmdb.process.pixmap import PixmapModel, pixel_scale_arcsec
 
 CHIP = (2048, 4096)
 BITS = 80
@@ -113,7 +108,7 @@ def ratio(args):
                          np.where(good, inp.exptime, 0).astype(np.float32),
                          PixmapModel(inp.in_wcs, out_wcs, CHIP).evaluate(), r))
     print(f"layer: {len(inputs)} ACS/WFC chips of {CHIP[1]}x{CHIP[0]}, output box {shape[1]}x{shape[0]} px; "
-          f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+          f"{machine()}")
     bare, e2e, stages = [], [], []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
@@ -162,7 +157,7 @@ def memory(args):
         size = prod.size
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     print(f"full-size layer {n}x{n}, {args.inputs} ACS/WFC chips, tiles {args.tile}^2 ({res.tiles} tiles, "
-          f"halo {res.halo_px} px); {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}")
+          f"halo {res.halo_px} px); {machine()}")
     print(f"  drizzle {t_driz:.1f} s (stages: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items())
           + f"), keywords {t_kw:.1f} s, write {t_write:.1f} s; product {size / 2**30:.2f} GiB")
     print(f"  peak RSS {rss:.0f} MiB; NPIXFRAC {kw['NPIXFRAC'][0]:.4f}")

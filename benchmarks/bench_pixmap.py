@@ -18,25 +18,19 @@ one-process-per-core worker.
 
 from __future__ import annotations
 
+from _common import acs_wfc_chip_wcs, machine, skycell_like_wcs  # isort: skip  (first: one BLAS thread)
+
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+import numpy as np
+from astropy.io import fits
+from astropy.wcs import WCS
+from drizzle.utils import calc_pixmap
 
-import numpy as np  # noqa: E402
-from astropy.io import fits  # noqa: E402
-from astropy.wcs import WCS  # noqa: E402
-from drizzle.utils import calc_pixmap  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "process"))
-
-from test_pixmap import acs_wfc_chip_wcs, skycell_like_wcs  # noqa: E402
-
-from mvmdb.process.pixmap import PixmapModel, fast_pixmap  # noqa: E402
+from mvmdb.process.pixmap import PixmapModel, fast_pixmap
 
 SHAPE = (2048, 4096)
 
@@ -74,7 +68,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--flc", default="/work/shared/hst/sample_flc_header.fits")
     args = ap.parse_args(argv)
-    print(f"machine: {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}; "
+    print(f"machine: {machine()}; "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
     out_wcs = skycell_like_wcs(ra=150.0, dec=2.2)
     bench("synthetic ACS/WFC TAN-SIP (order 5), rotated 37 deg", acs_wfc_chip_wcs(rotation_deg=37.0), out_wcs,
