@@ -33,10 +33,20 @@ ROW = PollerRow(
     status="NEW",
     path="/data/hst/12286/jbl70rtvq/hst_12286_0r_acs_wfc_f775w_jbl70rtv_flc.fits",
 )
-
-
-def test_format_row_matches_the_archive_docs_example():
-    assert format_row(ROW) == ARCHIVE_DOC_LINE
+"""The row of :data:`ARCHIVE_DOC_LINE`."""
+ISSUE_ROW = PollerRow(
+    filename="hst_12311_07_wfc3_uvis_f814w_ibj207r5_flc.fits",
+    proposal_id=12311,
+    program_id="BJ2",
+    obset_id="07",
+    exptime=50.0,
+    filters="F814W",
+    detector="UVIS",
+    skycell="skycell-p0778x18y20",
+    status="OLD",
+    path="/ifs/archive/ops/hst/public/ibj2/ibj207r5q/hst_12311_07_wfc3_uvis_f814w_ibj207r5_flc.fits",
+)
+"""The row of :data:`ARCHIVE_ISSUE_LINE`."""
 
 
 @pytest.mark.parametrize(("value", "text"), [(486.0, "486.0"), (50.0, "50.0"), (699.232483, "699.232483"), (50, "50.0")])
@@ -44,24 +54,17 @@ def test_exptime_is_python_str_of_float(value, text):
     assert format_exptime(value) == text
 
 
-def test_archive_issue_line_parses(tmp_path):
-    path = tmp_path / "skycell-p0778x18y20_mvm_poller.txt"
-    path.write_text(ARCHIVE_ISSUE_LINE)
-    (row,) = read_poller(path)
-    assert row == PollerRow(
-        filename="hst_12311_07_wfc3_uvis_f814w_ibj207r5_flc.fits",
-        proposal_id=12311,
-        program_id="BJ2",
-        obset_id="07",
-        exptime=50.0,
-        filters="F814W",
-        detector="UVIS",
-        skycell="skycell-p0778x18y20",
-        status="OLD",
-        path="/ifs/archive/ops/hst/public/ibj2/ibj207r5q/hst_12311_07_wfc3_uvis_f814w_ibj207r5_flc.fits",
-    )
-    assert not row.is_new
-    assert format_row(row) == ARCHIVE_ISSUE_LINE
+@pytest.mark.parametrize(
+    ("line", "row", "is_new"),
+    [pytest.param(ARCHIVE_DOC_LINE, ROW, True, id="docs-example"), pytest.param(ARCHIVE_ISSUE_LINE, ISSUE_ROW, False, id="issue")],
+)
+def test_archive_lines_parse_and_format(tmp_path, line, row, is_new):
+    path = tmp_path / f"{row.skycell}_mvm_poller.txt"
+    path.write_text(line)
+    (got,) = read_poller(path)
+    assert got == row
+    assert got.is_new is is_new
+    assert format_row(row) == line
 
 
 def test_write_then_read_round_trips_without_trailing_newline(tmp_path):
