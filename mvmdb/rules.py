@@ -37,6 +37,7 @@ __all__ = [
     "obset_id",
     "instrument_from_rootname",
     "canonical_detector",
+    "finite_float",
     "exclusion_reason",
     "content_exclusion",
     "switch_exclusion",
@@ -172,8 +173,12 @@ def _is_true(value: Any) -> bool:
     return str(value).strip().upper() in ("T", "TRUE", "Y", "YES", "1")
 
 
-def _float(value: Any) -> float | None:
-    if isinstance(value, bool):
+def finite_float(value: Any, *, strings: bool = True) -> float | None:
+    """A header value as a finite float, else ``None`` (also for booleans, ``None``, NaN, infinities).
+
+    A numeric string counts (``"12.5"`` -> 12.5) unless ``strings=False``.
+    """
+    if isinstance(value, bool) or (not strings and isinstance(value, str)):
         return None
     try:
         f = float(value)
@@ -222,7 +227,7 @@ def content_exclusion(keywords: Mapping[str, Any]) -> str | None:
         for word in _CALIBRATION_TARGETS:
             if word in target:
                 return f"calibration target (TARGNAME={target})"
-    exptime = _float(keywords.get("EXPTIME"))
+    exptime = finite_float(keywords.get("EXPTIME"))
     if exptime is None or math.isclose(exptime, 0.0, abs_tol=1e-5):
         return f"zero exposure time (EXPTIME={keywords.get('EXPTIME')})"
     if inst == "WFC3" and det == "UVIS":

@@ -434,16 +434,6 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
-def _opt_float(value: Any) -> float | None:
-    if value is None or isinstance(value, (bool, str)):
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _opt_int(value: Any) -> int | None:
     if isinstance(value, bool) or value is None:
         return None
@@ -517,8 +507,8 @@ def parse_exposure_header(primary: Mapping[str, Any]) -> ExposureHeader:
         filter=filt,
         raw_filter=raw_filter,
         exptime=float(exptime),
-        expstart=_opt_float(primary.get("EXPSTART")),
-        expend=_opt_float(primary.get("EXPEND")),
+        expstart=rules.finite_float(primary.get("EXPSTART"), strings=False),
+        expend=rules.finite_float(primary.get("EXPEND"), strings=False),
         date_obs=_parse_date(primary.get("DATE-OBS")),
         proposid=_opt_int(primary.get("PROPOSID")),
         linenum=_opt_str(primary.get("LINENUM")),
