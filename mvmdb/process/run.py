@@ -357,8 +357,8 @@ def run_pollers(
     return outcomes
 
 
-class _Stop(Exception):
-    pass
+class WorkerStop(BaseException):
+    """Raised in the worker's main thread by SIGTERM: the job in hand is given back, the loop ends."""
 
 
 def run_worker(
@@ -388,7 +388,7 @@ def run_worker(
     last_work = time.monotonic()
 
     def on_term(signum, frame):
-        raise _Stop()
+        raise WorkerStop()
 
     old = None
     try:
@@ -416,7 +416,7 @@ def run_worker(
             if once or (idle_exit is not None and time.monotonic() - last_work >= idle_exit):
                 break
             time.sleep(poll_interval if idle_exit is None else min(poll_interval, max(0.05, idle_exit / 10)))
-    except (_Stop, KeyboardInterrupt):
+    except (WorkerStop, KeyboardInterrupt):
         log.warning("worker %s stopping on signal", worker)
     finally:
         if old is not None:

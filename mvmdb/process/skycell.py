@@ -631,8 +631,8 @@ def process_job(
 
     Returns one :class:`LayerResult` per drawn, re-embedded, skipped or failed layer.
     Never raises for layer or job failures (the job is closed ``failed`` with the reason);
-    on KeyboardInterrupt/SystemExit the job is given back to the queue and the exception
-    re-raised.
+    on KeyboardInterrupt, SystemExit or a worker stop request (any non-``Exception``) the job
+    is given back to the queue and the exception re-raised.
     """
     from mvmdb.process.inputs import InputError
 
@@ -711,7 +711,7 @@ def process_job(
             log.warning("%s", exc)
             return [LayerResult(r.layer, None, "failed", f"job lost: {exc}", r.members) for r in results] or [
                 LayerResult(job.sky_cell_name, None, "failed", f"job lost: {exc}", 0)]
-        except (KeyboardInterrupt, SystemExit, Exception) as exc:
+        except BaseException as exc:  # noqa: BLE001 - every exit path must leave the queue consistent
             queue.discard(staged)
             if isinstance(exc, Exception):
                 reason = f"{type(exc).__name__}: {exc}"

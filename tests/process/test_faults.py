@@ -135,3 +135,20 @@ def test_two_worker_processes_share_one_queue(engine, db_url, tmp_path):
         assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 12
     assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {0}
     assert {j.worker.rsplit(":", 1)[1] for j in jobs} <= {str(p.pid) for p in procs}
+
+
+def test_sigterm_gives_the_job_back(engine, db_url, tmp_path, one_cell):
+    products = tmp_path / "products"
+    markers = tmp_path / "markers"
+    proc = _worker(db_url, products, env={"MVMDB_FAILPOINT": "mid_drizzle:sleep", "MVMDB_FAILPOINT_DIR": str(markers)})
+    try:
+        _wait_for(markers, "mid_drizzle", proc)
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    job, statuses, rows = _state(engine)
+    assert job.state == "queued" and job.attempts == 0 and job.worker is None  # back in the queue, not failed
+    assert set(statuses) == {"NEW"} and rows == []
+    names, hidden = _visible(products)
+    assert names == [] and hidden == []  # its temporary files were removed on the way out
