@@ -236,6 +236,12 @@ def main() -> None:
         total = c["parent"] + c["workers"] + pg
         print(f"{'first ingest' if label == 'first' else 're-ingest':26s} {c['parent'] / n * 1e3:7.3f} "
               f"{c['workers'] / n * 1e3:8.3f} {pg / n * 1e3:9.3f} {total / n * 1e3:7.3f} {2 * n / total:30.0f}")
+    from _report import record
+
+    record("ingest", f"first ingest, {n:,} header-only exposures", rate1, "exposures/s", baseline=base_rate,
+           baseline_what="astropy + ORM per file", target=">= 500/s", met=rate1 >= 500)
+    record("ingest", f"re-ingest, {n:,} unchanged", rate2, "exposures/s", baseline=base_rate,
+           baseline_what="astropy + ORM per file", target=">= 5,000/s", met=rate2 >= 5000)
     print(f"load average during the run: {os.getloadavg()}")
     print(f"statuses: {dict(first.counts)}; excluded by reason: {dict(first.excluded_by_reason)}")
     print(f"rows: {counts}")

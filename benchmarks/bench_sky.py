@@ -234,6 +234,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     args = ap.parse_args(argv)
     r = run(args.positions, args.polygons, args.baseline, args.repeat)
+    _record(r)
     if args.json:
         print(json.dumps(r))
         return 0
@@ -256,6 +257,18 @@ def main(argv=None) -> int:
     print(f"                     {b['polygon_sample']} chips:     {b['per_polygon_s'] * 1e3:.3f} ms each "
           f"-> vectorized is {b['polygon_speedup']:,.0f}x faster (results agree: {b['polygons_agree']})")
     return 0
+
+
+def _record(r: dict) -> None:
+    from _report import record
+
+    a, p, b = r["cells_at"], r["cells_overlapping"], r["astropy_baseline"]
+    record("sky", f"cells_at, {a['positions']:,} positions", a["positions_per_s"], "positions/s",
+           baseline=a["positions_per_s"] / b["position_speedup"], baseline_what="astropy per position",
+           target=">= 1,000,000/s", met=a["meets_target"])
+    record("sky", f"cells_overlapping, {p['polygons']:,} chips", p["best_s"], "s",
+           baseline=p["best_s"] * b["polygon_speedup"], baseline_what="astropy per chip",
+           target="< 5 s per 100k", met=p["meets_target"])
 
 
 if __name__ == "__main__":
