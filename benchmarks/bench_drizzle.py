@@ -129,6 +129,10 @@ def ratio(args):
     print(f"best: bare {min(bare):.2f} s, end-to-end {min(e2e):.2f} s, ratio {min(e2e) / min(bare):.3f} "
           f"(median ratio {np.median(e2e) / np.median(bare):.3f})")
     print("  end-to-end stages (s): " + ", ".join(f"{k} {v:.2f}" for k, v in best.items()))
+    from _report import record
+
+    record("drizzle", f"drizzle_layer, {len(inputs)} ACS/WFC chips", min(e2e), "s", baseline=min(bare),
+           baseline_what="bare Drizzle.add_image", target="<= 1.25x bare", met=min(e2e) <= 1.25 * min(bare))
 
 
 def memory(args):
@@ -161,6 +165,10 @@ def memory(args):
     print(f"  drizzle {t_driz:.1f} s (stages: " + ", ".join(f"{k} {v:.1f}" for k, v in res.seconds.items())
           + f"), keywords {t_kw:.1f} s, write {t_write:.1f} s; product {size / 2**30:.2f} GiB")
     print(f"  peak RSS {rss:.0f} MiB; NPIXFRAC {kw['NPIXFRAC'][0]:.4f}")
+    from _report import record
+
+    record("drizzle", f"peak RSS, {n}x{n} layer, {args.inputs} ACS/WFC chips", rss, "MiB",
+           target="< 4 GB", met=rss < 4096)
 
 
 def main(argv=None):

@@ -60,6 +60,12 @@ def bench(label, in_wcs, out_wcs, repeat):
     print(f"  max |fast - calc_pixmap| over all {err.size} pixels: {err.max():.2e} px "
           f"(edges {max(err[0].max(), err[-1].max(), err[:, 0].max(), err[:, -1].max()):.2e} px), "
           f"rms {np.sqrt(np.mean(err**2)):.2e} px")
+    from _report import record
+
+    record("pixmap", f"fast_pixmap 4096x2048, {label.split(' (')[0]}", t_fast, "s", baseline=t_ref,
+           baseline_what="astropy calc_pixmap", target=">= 10x faster", met=t_ref / t_fast >= 10)
+    record("pixmap", f"max error vs astropy, {label.split(' (')[0]}", float(err.max()), "px",
+           target="<= 0.01 px", met=float(err.max()) <= 0.01)
     return t_ref / t_fast, float(err.max())
 
 
