@@ -14,6 +14,9 @@ Because every task claims its job in PostgreSQL (``SELECT ... FOR UPDATE SKIP LO
 see :mod:`mvmdb.process.queue`), a task that finds its job already claimed elsewhere does
 nothing: any mix of executors, ``mvm worker`` loops and machines on one catalog draws each
 job exactly once. Each task process makes its own engine from the URL (cached per process).
+On other machines (Dask with a remote scheduler, several ``mvm worker``), the catalog URL
+must reach the same PostgreSQL and the input files and products directory must be visible
+at the same paths.
 """
 
 from __future__ import annotations

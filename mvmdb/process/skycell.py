@@ -629,7 +629,8 @@ def process_job(
 ) -> list[LayerResult]:
     """Draw a claimed job's sky cell and publish the products (see the module docstring).
 
-    Returns one :class:`LayerResult` per drawn, re-embedded, skipped or failed layer.
+    Returns one :class:`LayerResult` per layer of the sky cell: drawn or re-embedded
+    (``done``), failed, or ``skipped`` (nothing to draw; an up-to-date layer keeps its product).
     Never raises for layer or job failures (the job is closed ``failed`` with the reason);
     on KeyboardInterrupt, SystemExit or a worker stop request (any non-``Exception``) the job
     is given back to the queue and the exception re-raised.
@@ -703,6 +704,11 @@ def process_job(
                     continue
                 results.append(LayerResult(lay.name, str(src), "done", note, lay.product_members,
                                            _json_keywords(lay.product_keywords)))
+            reported = {r.layer for r in results}
+            for lay in all_layers:  # one result per layer of the sky cell
+                if lay.name not in reported:
+                    results.append(LayerResult(lay.name, lay.product_path, "skipped", "up to date: no NEW member",
+                                               lay.product_members, _json_keywords(lay.product_keywords)))
             if hb.lost.is_set():
                 raise queue.JobLost(f"job {job.id} was reaped before finishing")
             queue.finish(engine, job, staged, box=box, failures=failures, consumed=consumed)

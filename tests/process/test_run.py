@@ -103,7 +103,8 @@ def test_poller_of_catalogued_sky_cell_claims_its_job(engine, tmp_path):
         assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 2
     # the same poller again: nothing NEW, the sky cell's job is created and closed at once
     again = run.run_pollers(engine, [pollers[0].path], tmp_path / "products", executor="inline")
-    assert again[0].claimed and again[0].results == []
+    assert again[0].claimed and [r.status for r in again[0].results] == ["skipped", "skipped"]
+    assert all(r.reason.startswith("up to date") and Path(r.product).is_file() for r in again[0].results)
 
 
 def test_poller_busy_sky_cell_is_skipped(engine, tmp_path):
