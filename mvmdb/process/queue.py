@@ -302,13 +302,18 @@ class Heartbeat:
             except Exception as exc:  # noqa: BLE001 - keep beating through transient errors
                 log.warning("heartbeat of job %d failed: %s", self.job.id, exc)
 
+    def stop(self) -> None:
+        """Stop beating (idempotent). Called before :func:`finish`, which locks the job row."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=max(5.0, self.interval))
+
     def __enter__(self) -> "Heartbeat":
         self._thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=max(5.0, self.interval))
+        self.stop()
 
 
 # --------------------------------------------------------------------------- reap / release

@@ -709,6 +709,7 @@ def process_job(
                 if lay.name not in reported:
                     results.append(LayerResult(lay.name, lay.product_path, "skipped", "up to date: no NEW member",
                                                lay.product_members, _json_keywords(lay.product_keywords)))
+            hb.stop()  # finish() locks the job row and checks ownership itself
             if hb.lost.is_set():
                 raise queue.JobLost(f"job {job.id} was reaped before finishing")
             queue.finish(engine, job, staged, box=box, failures=failures, consumed=consumed)
