@@ -676,7 +676,9 @@ def process_job(
                     layer_id=lay.id, tmp_path=d.path, final_path=final, checksum=d.checksum,
                     size_bytes=d.size_bytes, n_members=d.n_members, keywords=d.primary, box=d.box,
                     member_ids=d.member_ids,
-                    replaces=Path(lay.product_path) if lay.product_path else None,
+                    # the previous product under another name in the same directory (drz -> drc)
+                    replaces=Path(lay.product_path) if lay.product_path and Path(lay.product_path).parent == target
+                    else None,
                 ))
                 results.append(LayerResult(lay.name, str(final), "done", None, d.n_members, d.keywords))
             # re-embed products of the other layers when the common box grew

@@ -143,3 +143,48 @@ def test_poller_of_unknown_files_is_drawn_directly(engine, tmp_path):
     (out,) = run.run_pollers(engine, [gone], tmp_path / "products3", executor="inline")
     assert out.results and {r.status for r in out.results} == {"failed"}
     assert all("nope_flt.fits" in r.reason for r in out.results)
+
+
+def test_large_layers_are_tiled_and_spooled_with_the_same_result(engine, tmp_path, monkeypatch):
+    import numpy as np
+    from astropy.io import fits
+
+    from mvmdb.process import skycell
+
+    cells = tiny_cells(tmp_path / "in", 1)
+    (poller,) = ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    (out,) = run.run_queue(engine, tmp_path / "memory", executor="inline")
+    # the same layer again, as if it were too big for memory: 64 x 64 tiles spooled to disk
+    monkeypatch.setattr(skycell, "IN_MEMORY_MAX_PIXELS", 1000)
+    monkeypatch.setattr(skycell, "LARGE_TILE", (64, 64))
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE layer_member SET status = 'NEW'"))
+    spooled = skycell.process_sky_cell(engine, cells[0][0].id, tmp_path / "spooled")
+    assert {r.status for r in spooled} == {"done"}
+    for a, b in zip(sorted(out.results, key=lambda r: r.layer), sorted(spooled, key=lambda r: r.layer)):
+        with fits.open(a.product) as ha, fits.open(b.product) as hb:
+            for name in ("SCI", "WHT", "NEXP"):
+                np.testing.assert_allclose(ha[name].data, hb[name].data, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert not [p for p in (tmp_path / "spooled").rglob(".*")]  # spool files removed
+
+
+def test_flc_member_turns_the_layer_into_drc_and_replaces_the_drz(engine, tmp_path):
+    cell = SkyCell(1359, 11, 6)
+    c = cell_center(cell)
+    truth = star_truth(center=c, n=2, step=1.0, mags=(19.0, 19.0))
+    (tmp_path / "in").mkdir()
+    flt = write_member(tmp_path / "in", truth, "ACS", "HRC", "F814W", "j9ff01a1q", center=c, crop=60, seed=1)
+    ingest_and_plan(engine, [flt.path], tmp_path / "pollers")
+    (first,) = run.run_queue(engine, tmp_path / "products", executor="inline")
+    (r1,) = first.results
+    assert Path(r1.product).name.endswith("_all_drz.fits")
+    flc = write_member(tmp_path / "in", truth, "ACS", "HRC", "F814W", "j9ff02a1q", center=c, crop=60, seed=2,
+                       filetype="flc", expstart=55900.0)
+    ingest_and_plan(engine, [flc.path], tmp_path / "pollers")
+    (second,) = run.run_queue(engine, tmp_path / "products", executor="inline")
+    (r2,) = second.results
+    assert r2.status == "done" and Path(r2.product).name.endswith("_all_drc.fits") and r2.members == 1
+    assert not Path(r1.product).exists() and Path(r2.product).is_file()  # FLT and FLC never mixed
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT path FROM product")).scalar_one() == r2.product
+        assert set(conn.execute(sa.text("SELECT status FROM layer_member")).scalars()) == {"OLD"}
