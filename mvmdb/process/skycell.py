@@ -444,9 +444,10 @@ def draw_layer(
             polys.append(p)
             times.append(m.exptime)
     total, scaled = footprint_masks(polys, times, shape)
-    if not (total > 0).any():
+    n_good = int(np.count_nonzero(total))  # total_mask >= 0: its sum over all pixels is over the good ones
+    if n_good == 0:
         return None
-    mean_nexp = float(total[total > 0].mean())
+    mean_nexp = float(total.sum(dtype=np.int64)) / n_good
     bits = final_bits(layer.instrument, layer.detector, max(1, int(round(mean_nexp))), layer.filter)
     clock.lap("masks")
 
