@@ -107,6 +107,12 @@ def task_engine(url: str) -> sa.Engine:
     return eng
 
 
+def dispose_task_engines() -> None:
+    """Close this process's task engines (their pooled connections)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
 def run_task(settings: Settings, task: Task, worker: str | None = None) -> TaskOutcome:
     """Run one task here (in whatever process the executor chose)."""
     engine = task_engine(settings.db_url)
@@ -187,6 +193,10 @@ class InlineExecutor(Executor):
     def run(self, settings, tasks):
         for t in tasks:
             yield run_task(settings, t)
+
+    def close(self) -> None:
+        # tasks ran in this process: don't leave their pooled connections behind
+        dispose_task_engines()
 
 
 def _spawn_init() -> None:
