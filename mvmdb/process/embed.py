@@ -29,23 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from mvmdb.sky.grid import skycell_naxis
+from mvmdb.sky.overlap import check_box, fine_box_to_coarse
 
 Box = tuple[int, int, int, int]
 
-COARSE_N = skycell_naxis("coarse")  # 7318
-FINE_N = skycell_naxis("fine")  # 21954
-
-
-def check_box(box) -> Box:
-    """``box`` as a tuple of 4 ints; ``ValueError`` if empty or malformed."""
-    try:
-        xmin, xmax, ymin, ymax = (int(v) for v in box)
-    except (TypeError, ValueError):
-        raise ValueError(f"a box is (xmin, xmax, ymin, ymax), not {box!r}") from None
-    if xmax < xmin or ymax < ymin:
-        raise ValueError(f"empty box {box!r}")
-    return xmin, xmax, ymin, ymax
 
 
 def union(a: Box | None, b: Box | None) -> Box | None:
@@ -62,18 +49,9 @@ def contains(outer: Box, inner: Box) -> bool:
     return outer[0] <= inner[0] and inner[1] <= outer[1] and outer[2] <= inner[2] and inner[3] <= outer[3]
 
 
-def _cover_axis(lo: int, hi: int) -> tuple[int, int]:
-    qlo = min(max((lo - 1) // 3, 0), COARSE_N - 1)
-    qhi = min(max((hi - 1) // 3, 0), COARSE_N - 1)
-    return qlo, max(qhi, qlo)
-
-
 def coarse_cover(fine_box: Box) -> Box:
     """The coarse box whose pixels cover ``fine_box`` (coarse q spans fine 3q+1..3q+3), clipped to the cell."""
-    xmin, xmax, ymin, ymax = check_box(fine_box)
-    qx = _cover_axis(xmin, xmax)
-    qy = _cover_axis(ymin, ymax)
-    return qx[0], qx[1], qy[0], qy[1]
+    return fine_box_to_coarse(fine_box)
 
 
 def coarse_to_fine(coarse_box: Box) -> Box:

@@ -21,7 +21,6 @@ raises :class:`InputError` naming the file; the layer then fails with that reaso
 
 from __future__ import annotations
 
-import math
 import os
 import warnings
 from collections.abc import Sequence
@@ -107,16 +106,6 @@ class ExposureInput:
     exposure_id: int | None = None
 
 
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInput:
     if not os.path.isfile(path):
         raise InputError(path, "file is missing")
@@ -128,7 +117,7 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
     try:
         primary = hdul[0].header
         inst = str(primary.get("INSTRUME", "")).strip().upper()
-        exptime = _num(primary.get("EXPTIME"))
+        exptime = rules.finite_float(primary.get("EXPTIME"))
         if exptime is None or exptime <= 0:
             raise InputError(path, f"EXPTIME {primary.get('EXPTIME')!r} is not a positive number of seconds")
         scis = [h for h in hdul if h.name == "SCI"]
@@ -144,8 +133,8 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
             detector=rules.canonical_detector(inst, primary.get("DETECTOR")),
             filter=rules.normalize_filter(rules.raw_filter_string(primary)),
             exptime=exptime,
-            expstart=_num(primary.get("EXPSTART")),
-            expend=_num(primary.get("EXPEND")),
+            expstart=rules.finite_float(primary.get("EXPSTART")),
+            expend=rules.finite_float(primary.get("EXPEND")),
             proposid=int(primary["PROPOSID"]) if isinstance(primary.get("PROPOSID"), int) else None,
             photflam=None,
             primary=primary,
@@ -172,7 +161,7 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
             dq = dqs.get(h.ver)
             dq_data = dq.data if dq is not None and dq.data is not None and dq.data.shape == data.shape else None
             if photflam is None:
-                photflam = _num(h.header.get("PHOTFLAM", primary.get("PHOTFLAM")))
+                photflam = rules.finite_float(h.header.get("PHOTFLAM", primary.get("PHOTFLAM")))
             exp.chips.append(
                 DrizzleInput(
                     sci=data,
@@ -204,7 +193,7 @@ def _pixel_scale(header: fits.Header, w: WCS) -> float | None:
     """
     from mvmdb.process.pixmap import pixel_scale_arcsec
 
-    idc = _num(header.get("IDCSCALE"))
+    idc = rules.finite_float(header.get("IDCSCALE"))
     if idc is None or idc <= 0:
         return None
     factor = pixel_scale_arcsec(w) / idc

@@ -642,7 +642,8 @@ def trimmed_box(skycell: SkyCell, polygons, scale: ScaleLike = "fine") -> Box | 
     return xmin, xmax, ymin, ymax
 
 
-def _check_box(box) -> Box:
+def check_box(box) -> Box:
+    """``box`` as a tuple of 4 ints ``(xmin, xmax, ymin, ymax)``; ``ValueError`` if empty or malformed."""
     try:
         xmin, xmax, ymin, ymax = (int(v) for v in box)
     except (TypeError, ValueError):
@@ -659,7 +660,7 @@ def box_wcs(skycell: SkyCell, box: Box, scale: ScaleLike = "fine") -> WCS:
     CRVAL, CD unchanged. p1889x07y19, box (2132, 12971, 10281, 21952) -> CRPIX
     (94360, -171093), NAXIS 10840 x 11672.
     """
-    xmin, xmax, ymin, ymax = _check_box(box)
+    xmin, xmax, ymin, ymax = check_box(box)
     w = skycell.wcs(scale)
     w.wcs.crpix = w.wcs.crpix - np.array([xmin, ymin], dtype=float)
     w.pixel_shape = (xmax - xmin + 1, ymax - ymin + 1)
@@ -684,7 +685,7 @@ def fine_box_to_coarse(box: Box) -> Box:
     ``floor((min-1)/3) .. floor((max-1)/3)``, clipped to the coarse cell (0..7317); fine
     pixel 0 of a sky cell lies in no coarse pixel of that cell.
     """
-    xmin, xmax, ymin, ymax = _check_box(box)
+    xmin, xmax, ymin, ymax = check_box(box)
     last = COARSE_NAXIS - 1
     return (
         max(0, (xmin - 1) // 3),
@@ -697,6 +698,6 @@ def fine_box_to_coarse(box: Box) -> Box:
 def coarse_box_to_fine(box: Box) -> Box:
     """Coarse box -> the fine pixels it spans, 0-based inclusive: ``3*min+1 .. 3*max+3``
     (see :func:`fine_box_to_coarse`), clipped to the fine cell (0..21953)."""
-    xmin, xmax, ymin, ymax = _check_box(box)
+    xmin, xmax, ymin, ymax = check_box(box)
     last = FINE_NAXIS - 1
     return 3 * xmin + 1, min(last, 3 * xmax + 3), 3 * ymin + 1, min(last, 3 * ymax + 3)
