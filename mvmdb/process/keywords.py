@@ -52,7 +52,8 @@ MVM_KEYWORD_COMMENTS = {
 _BLOCK_ROWS = 256
 
 
-def _row_blocks(a, nrows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
+def row_blocks(a, nrows: int = _BLOCK_ROWS) -> Iterator[np.ndarray]:
+    """Consecutive blocks of rows of a 2-D array or of a lazy source with ``iter_row_blocks``."""
     if hasattr(a, "iter_row_blocks"):
         for _, block in a.iter_row_blocks(nrows):
             yield np.asarray(block)
@@ -185,15 +186,15 @@ def mvm_keywords(total_mask, scaled_mask, wht, full_cell_shape) -> dict[str, tup
         raise ValueError("total_mask and scaled_mask must have the same shape")
 
     def nexp_values():
-        for t in _row_blocks(total_mask):
+        for t in row_blocks(total_mask):
             yield t[t > 0]
 
     def expt_values():
-        for t, s in zip(_row_blocks(total_mask), _row_blocks(scaled_mask)):
+        for t, s in zip(row_blocks(total_mask), row_blocks(scaled_mask)):
             yield s[t > 0]
 
     def wht_values():
-        for w in _row_blocks(wht):
+        for w in row_blocks(wht):
             yield w[w > 0]  # NaN compares False
 
     mean_nexp, med_nexp, n_good = exact_mean_median(nexp_values)

@@ -425,7 +425,7 @@ def draw_layer(
     from mvmdb.fitsio.product import LayerSpool, write_product
     from mvmdb.process.drizzling import drizzle_layer, final_bits
     from mvmdb.process.inputs import open_inputs
-    from mvmdb.process.keywords import footprint_masks, mvm_keywords
+    from mvmdb.process.keywords import FootprintRaster, footprint_masks, mvm_keywords, row_blocks
     from mvmdb.process.skymatch import skymatch
     from mvmdb.sky.overlap import box_wcs
 
@@ -443,11 +443,19 @@ def draw_layer(
         for p in _chip_pixel_polygons(out_wcs, m.polygons):
             polys.append(p)
             times.append(m.exptime)
-    total, scaled = footprint_masks(polys, times, shape)
-    n_good = int(np.count_nonzero(total))  # total_mask >= 0: its sum over all pixels is over the good ones
+    in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
+    if in_memory:
+        total, scaled = footprint_masks(polys, times, shape)
+    else:  # rasterized block by block whenever read: no full-size masks (~6 bytes/px)
+        raster = FootprintRaster(polys, times, shape)
+        total, scaled = raster.total, raster.scaled
+    n_good = n_chips = 0  # total_mask >= 0: its sum over all pixels is over the good ones
+    for block in row_blocks(total):
+        n_good += int(np.count_nonzero(block))
+        n_chips += int(block.sum(dtype=np.int64))
     if n_good == 0:
         return None
-    mean_nexp = float(total.sum(dtype=np.int64)) / n_good
+    mean_nexp = n_chips / n_good
     bits = final_bits(layer.instrument, layer.detector, max(1, int(round(mean_nexp))), layer.filter)
     clock.lap("masks")
 
@@ -470,7 +478,6 @@ def draw_layer(
                 first_tile[0] = False
                 failpoints.hit("mid_drizzle")
 
-        in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
         tile_shape = options.tile_shape or (shape if in_memory else LARGE_TILE)
         if in_memory:
             spool = _MemoryStore(shape, n_ctx)
