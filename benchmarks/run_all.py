@@ -30,6 +30,7 @@ SUITE = [
     ("bench_drizzle.py", ["memory"], ["memory", "--inputs", "2", "--size", "8000"]),
     ("bench_process.py", [], ["--jobs", "4", "--repeat", "1"]),
     ("bench_simulate.py", [], ["--bulk", "500"]),
+    ("bench_demo.py", [], ["--downscale", "4"]),
 ]
 
 
