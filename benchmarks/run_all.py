@@ -70,8 +70,9 @@ def _fmt(v) -> str:
 
 
 def print_table(rows: list[dict]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from mvmdb.cli.context import console
 
     table = Table("benchmark", "measure", "value", "baseline (same run)", "speed-up", "target", "met",
                   title="mvmdb benchmarks", box=None)
@@ -80,10 +81,7 @@ def print_table(rows: list[dict]) -> None:
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         table.add_row(r["benchmark"], r["measure"], f"{_fmt(r['value'])} {r['unit']}", base,
                       f"{r['ratio']:.1f}x" if r["ratio"] else "-", r["target"] or "-", met)
-    console = Console()
-    if not console.is_terminal:
-        console.width = 200
-    console.print(table)
+    console().print(table)
 
 
 if __name__ == "__main__":

@@ -29,6 +29,20 @@ def engine(ctx: click.Context, *, check_schema: bool = True) -> sa.Engine:
     return eng
 
 
+#: Width of rich output that goes to a pipe or a capture instead of a terminal.
+PIPED_WIDTH = 240
+
+
+def console(**kwargs):
+    """A rich console; piped or captured output is not squeezed into 80 columns (paths stay whole)."""
+    from rich.console import Console
+
+    con = Console(**kwargs)
+    if not con.is_terminal:
+        con.width = PIPED_WIDTH
+    return con
+
+
 def echo_json(obj) -> None:
     import json
 

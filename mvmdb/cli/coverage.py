@@ -113,16 +113,14 @@ def _cell(value: Any) -> str:
 
 
 def _print_table(title: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from mvmdb.cli.context import console
 
     table = Table(*keys, title=f"{title}: {len(rows)} row{'' if len(rows) == 1 else 's'}", box=None)
     for row in rows:
         table.add_row(*(_cell(row[key]) for key in keys))
-    console = Console()
-    if not console.is_terminal:  # piped or captured: don't squeeze the columns into 80
-        console.width = 240
-    console.print(table)
+    console().print(table)
 
 
 def _nside(ctx: click.Context, param: click.Parameter, value: int) -> int:

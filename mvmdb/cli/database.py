@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from mvmdb.cli.context import echo_json, engine, location
+from mvmdb.cli.context import console, echo_json, engine, location
 from mvmdb.db import migrate
 from mvmdb.db.status import row_counts
 
@@ -33,9 +32,8 @@ def status(ctx: click.Context, as_json: bool) -> None:
     """Where the catalog lives, its schema revision and row counts per table."""
     loc = location(ctx)
     eng = engine(ctx, check_schema=False)
-    current = migrate.current_revision(eng)
+    current = migrate.require_current(eng)  # one line and exit 1 unless at head
     head = migrate.head_revision()
-    migrate.require_current(eng)
     counts = row_counts(eng)
     if as_json:
         echo_json(
@@ -49,13 +47,13 @@ def status(ctx: click.Context, as_json: bool) -> None:
             }
         )
         return
-    console = Console()
-    console.print(f"database: {loc.describe()}")
-    console.print(f"schema:   {current} (head {head})")
+    con = console()
+    con.print(f"database: {loc.describe()}")
+    con.print(f"schema:   {current} (head {head})")
     table = Table("table", "rows", title=None, box=None)
     for name, n in counts.items():
         table.add_row(name, f"{n:,}")
-    console.print(table)
+    con.print(table)
 
 
 @click.group()

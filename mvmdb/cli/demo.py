@@ -41,7 +41,8 @@ def demo(ctx: click.Context, out_dir: Path, downscale: int, executor: str) -> No
     result = run_demo(eng, out_dir, downscale=downscale, executor=executor, progress=sys.stderr.isatty())
     _coverage_table(eng)
     wall = time.monotonic() - t0
-    home = os.environ.get("MVMDB_HOME") if location(ctx).data_dir else None
+    data_dir = location(ctx).data_dir  # the embedded server's PGDATA, inside MVMDB_HOME
+    home = data_dir.parent if data_dir else None
     click.echo("")
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items())
     click.echo(f"done in {wall:.1f} s ({stages}). Where things are:")
@@ -61,8 +62,9 @@ def demo(ctx: click.Context, out_dir: Path, downscale: int, executor: str) -> No
 
 
 def _coverage_table(eng) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from mvmdb.cli.context import console
 
     from mvmdb.db.coverage import layer_coverage
 
@@ -73,7 +75,4 @@ def _coverage_table(eng) -> None:
         dates = f"{r['first_date']} .. {r['last_date']}"
         table.add_row(r["sky_cell_name"], layer, str(r["n_exposures"]), f"{r['total_exptime_s']:.0f}", dates,
                       r["product_status"])
-    console = Console()
-    if not console.is_terminal:
-        console.width = 160
-    console.print(table)
+    console().print(table)

@@ -6,10 +6,9 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.table import Table
 
-from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.context import echo_json, engine, console as piped_console
 from mvmdb.plan import DEFAULT_OUT, PollerFile
 from mvmdb.plan import plan as run_plan
 
@@ -51,7 +50,7 @@ def plan(ctx: click.Context, out_dir: Path, skycells: tuple[str, ...], dry_run: 
 
 
 def _summary(pollers: list[PollerFile], dry_run: bool) -> None:
-    console = Console()
+    console = piped_console()
     if not pollers:
         console.print("nothing to plan: no layer has NEW members")
         return

@@ -198,12 +198,9 @@ def footprint_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
 
 
 def _console():
-    from rich.console import Console
+    from mvmdb.cli.context import console
 
-    console = Console(highlight=False, soft_wrap=False)
-    if not console.is_terminal:  # piped or captured: full paths and names, not squeezed into 80 columns
-        console.width = 240
-    return console
+    return console(highlight=False, soft_wrap=False)
 
 
 def _print_position(info: dict) -> None:
