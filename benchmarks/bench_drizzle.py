@@ -40,7 +40,7 @@ from drizzle.resample import Drizzle
 
 from mvmdb.fitsio.product import LayerSpool, write_product
 from mvmdb.process.drizzling import DrizzleInput, drizzle_layer, good_pixels
-from mvmdb.process.keywords import mvm_keywords
+from mvmdb.process.keywords import mask_statistics, mvm_keywords
 from mvmdb.process.pixmap import PixmapModel, pixel_scale_arcsec
 
 CHIP = (2048, 4096)
@@ -153,7 +153,7 @@ def memory(args):
     with tempfile.TemporaryDirectory(dir=directory) as tmp, LayerSpool((n, n), directory=tmp) as spool:
         res = drizzle_layer(inputs, cell, (n, n), bits=BITS, tile_shape=(args.tile, args.tile), sink=spool.sink)
         t_driz = time.perf_counter() - t0
-        kw = mvm_keywords(spool.nexp, spool.wht, spool.wht, (n, n))  # (nexp as a stand-in total mask)
+        kw = mvm_keywords(mask_statistics(spool.nexp, spool.wht), spool.wht, (n, n))  # (nexp stands in for total_mask)
         t_kw = time.perf_counter() - t0 - t_driz
         prod = write_product(Path(tmp) / "layer_drc.fits", primary=kw, sci=spool.sci, wht=spool.wht,
                              nexp=spool.nexp, wcs_header=cell.to_header())

@@ -34,6 +34,13 @@ exact:
   errors fall on pixels that carry no weight.
 
 Both widths are derived from the curvature of each input's pixel map.
+
+Neither guard is needed, and none is paid, for an input drizzled whole into a
+window that holds its four mapped corners: drizzle's polygon is then the chip
+itself (nothing is clipped), so it resamples every pixel exactly as a bare
+``add_image`` of the chip would.  Such an input asks only for the few pixels of
+halo (often none) that bring its corners inside.  This is the common case of a
+layer that fits in one tile, whose box is the union of its chips' footprints.
 """
 
 from __future__ import annotations
@@ -224,7 +231,7 @@ class LayerArrays:
     total_exptime: float
     inputs: list[InputReport] = field(default_factory=list)
     tiles: int = 0
-    halo_px: int = 0
+    halo_px: int = 0  # largest halo (output px) any tile was drizzled with; 0 when no input needed one
     seconds: dict = field(default_factory=dict)
 
 
@@ -238,10 +245,34 @@ class _Plan:
     curvature: float  # max |second derivative| of the map, output px per input px^2
     halo: int
     report: InputReport
+    corners: np.ndarray  # (4, 2) output (x, y) of the chip's outer corners (pixel edges)
+
+    def whole_chip_halo(self, box, tile) -> int | None:
+        """Halo (output px) that holds this input whole when drizzled into output ``tile``.
+
+        ``tile = (x0, x1, y0, y1)`` are half-open output pixel indices.  When input ``box``
+        is the whole chip and its four mapped corners lie inside the tile grown by the
+        returned halo (by at least `_CORNER_MARGIN_PX`), drizzle clips nothing: every chip
+        pixel is resampled, as by a bare ``add_image``, with no guard band.  None when
+        ``box`` is only part of the chip or a corner is undefined.
+        """
+        ny, nx = self.inp.sci.shape
+        if tuple(box) != (0, nx - 1, 0, ny - 1) or not np.all(np.isfinite(self.corners)):
+            return None
+        x0, x1, y0, y1 = tile
+        cx, cy = self.corners[:, 0], self.corners[:, 1]
+        m = _CORNER_MARGIN_PX
+        out = max(0.0, float(np.max(np.concatenate([(x0 - 0.5 + m) - cx, cx - (x1 - 0.5 - m),
+                                                    (y0 - 0.5 + m) - cy, cy - (y1 - 0.5 - m)]))))
+        return int(np.ceil(out))
 
 
 #: Safety factor on the chord-error estimates that size halos and guard bands.
 _SAFETY = 1.25
+
+#: Least distance (output px) of an input's mapped corner from the edge of drizzle's output
+#: array for the input to count as inside it (our corners agree with drizzle's ~1e-4 px).
+_CORNER_MARGIN_PX = 0.05
 
 
 def _guard_px(plan: _Plan, box) -> int:
@@ -296,7 +327,8 @@ def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
     err = getattr(mapper, "max_error_px", 0.0)
     report = InputReport(name=inp.name, pixmap_mode=getattr(mapper, "mode", "array"),
                          pixmap_error_px=float(err), pixel_scale_ratio=float(ratio))
-    return _Plan(inp, mapper, kind, float(ratio), bbox, f2, halo, report)
+    corners = mapper.footprint(step=max(nx, ny))  # the four outer corners, as drizzle maps them
+    return _Plan(inp, mapper, kind, float(ratio), bbox, f2, halo, report, corners)
 
 
 class _Scratch:
@@ -360,7 +392,8 @@ def _tiles(out_shape, tile_shape) -> Iterator[tuple[int, int, int, int]]:
 
 def _popcount_planes(ctx: np.ndarray) -> np.ndarray:
     """Number of set bits over all context planes, per pixel (int16)."""
-    counts = np.bitwise_count(ctx[0].view(np.uint32)).astype(np.int16)
+    counts = np.empty(ctx.shape[1:], dtype=np.int16)
+    np.bitwise_count(ctx[0].view(np.uint32), out=counts, casting="unsafe")  # no uint8 temporary
     for plane in ctx[1:]:
         counts += np.bitwise_count(plane.view(np.uint32))
     return counts
@@ -436,7 +469,7 @@ def drizzle_layer(
     plans = [_plan_input(inp, out_wcs, tile_shape, pixmap_tol) for inp in inputs]
     n_inputs = len(plans)
     n_planes = max(1, (n_inputs + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
-    halo = max((p.halo for p in plans), default=0)
+    max_halo = 0
     t_plan = time.perf_counter() - t_start
 
     prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
@@ -455,21 +488,30 @@ def drizzle_layer(
     n_tiles = 0
     for x0, x1, y0, y1 in _tiles((ny, nx), tile_shape):
         n_tiles += 1
-        # the window extends past the output's own edges too, so inputs crossing them
-        # are drizzled as completely as anywhere else
-        wx0, wx1 = x0 - halo, x1 + halo
-        wy0, wy1 = y0 - halo, y1 + halo
         touching = [
             k for k, p in enumerate(plans)
             if p.bbox[0] < x1 and p.bbox[1] > x0 and p.bbox[2] < y1 and p.bbox[3] > y0
         ]
         jobs = []
+        halo = 0
         for k in touching:
             p = plans[k]
             box = p.mapper.input_box((x0, x1, y0, y1))
-            if box is not None:
+            if box is None:
+                continue
+            hold = p.whole_chip_halo(box, (x0, x1, y0, y1))
+            if hold is not None and hold <= p.halo:  # nothing clipped: the whole chip, as it is
+                jobs.append((k, box))
+                halo = max(halo, hold)
+            else:
                 g = _guard_px(p, box)
                 jobs.append((k, (box[0] - g, box[1] + g, box[2] - g, box[3] + g)))
+                halo = max(halo, p.halo)
+        max_halo = max(max_halo, halo)
+        # the window extends past the output's own edges too, so inputs crossing them
+        # are drizzled as completely as anywhere else
+        wx0, wx1 = x0 - halo, x1 + halo
+        wy0, wy1 = y0 - halo, y1 + halo
         inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
         if not jobs and prefilled:
             continue
@@ -522,5 +564,5 @@ def drizzle_layer(
     reports = [p.report for p in plans]
     if out is not None:
         return LayerArrays(out.sci, out.wht, out.nexp, out.ctx if context else None, total, reports,
-                           n_tiles, halo, seconds)
-    return LayerArrays(None, None, None, None, total, reports, n_tiles, halo, seconds)
+                           n_tiles, max_halo, seconds)
+    return LayerArrays(None, None, None, None, total, reports, n_tiles, max_halo, seconds)

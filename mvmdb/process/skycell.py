@@ -425,7 +425,7 @@ def draw_layer(
     from mvmdb.fitsio.product import LayerSpool, write_product
     from mvmdb.process.drizzling import drizzle_layer, final_bits
     from mvmdb.process.inputs import open_inputs
-    from mvmdb.process.keywords import FootprintRaster, footprint_masks, mvm_keywords, row_blocks
+    from mvmdb.process.keywords import FootprintRaster, mvm_keywords
     from mvmdb.process.skymatch import skymatch
     from mvmdb.sky.overlap import box_wcs
 
@@ -443,20 +443,11 @@ def draw_layer(
         for p in _chip_pixel_polygons(out_wcs, m.polygons):
             polys.append(p)
             times.append(m.exptime)
-    in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
-    if in_memory:
-        total, scaled = footprint_masks(polys, times, shape)
-    else:  # rasterized block by block whenever read: no full-size masks (~6 bytes/px)
-        raster = FootprintRaster(polys, times, shape)
-        total, scaled = raster.total, raster.scaled
-    n_good = n_chips = 0  # total_mask >= 0: its sum over all pixels is over the good ones
-    for block in row_blocks(total):
-        n_good += int(np.count_nonzero(block))
-        n_chips += int(block.sum(dtype=np.int64))
-    if n_good == 0:
+    footprints = FootprintRaster(polys, times, shape).statistics()  # from outline runs: no mask arrays
+    if footprints.n_good == 0:
         return None
-    mean_nexp = n_chips / n_good
-    bits = final_bits(layer.instrument, layer.detector, max(1, int(round(mean_nexp))), layer.filter)
+    bits = final_bits(layer.instrument, layer.detector, max(1, int(round(footprints.mean_nexp))), layer.filter)
+    in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
     clock.lap("masks")
 
     target_dir.mkdir(parents=True, exist_ok=True)
@@ -492,7 +483,7 @@ def draw_layer(
             drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=tile_shape, context=options.context, sink=sink)
             sci, wht, nexp, ctx = spool.sci, spool.wht, spool.nexp, spool.ctx
             clock.lap("drizzle")
-            mvm = mvm_keywords(total, scaled, wht, full)
+            mvm = mvm_keywords(footprints, wht, full)
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
             primary = _primary_keywords(layer, cell, li, product_name, mvm, bits, [c.sky for c in chips],
                                         dict(extra_keywords or {}))

@@ -13,6 +13,7 @@ from mvmdb.process.keywords import (
     FootprintRaster,
     exact_mean_median,
     footprint_masks,
+    mask_statistics,
     mvm_keywords,
 )
 
@@ -83,7 +84,7 @@ def test_keywords_equal_direct_computation():
     total, scaled = footprint_masks(polys, exptimes, shape)
     wht = np.where(total > 0, scaled * rng.uniform(0.5, 0.7, shape), 0).astype(np.float32)
     wht[10:20, 10:20] = np.nan
-    kw = mvm_keywords(total, scaled, wht, (21954, 21954))
+    kw = mvm_keywords(mask_statistics(total, scaled), wht, (21954, 21954))
     good = total > 0
     expected = {
         "NPIXFRAC": good.sum() / 21954**2,
@@ -100,11 +101,40 @@ def test_keywords_equal_direct_computation():
         assert kw[key][1] == MVM_KEYWORD_COMMENTS[key]
         assert isinstance(kw[key][0], float)
     assert kw["MEDWHT"][1] == "Median weight (typically exposure time) over pixels with data"
-    # the same keywords from a lazy raster (no full-size masks)
+    # the same keywords from a lazy raster (no full-size masks) and from outline runs (no raster)
     raster = FootprintRaster(polys, exptimes, shape)
-    assert mvm_keywords(raster.total, raster.scaled, wht, (21954, 21954)) == kw
+    assert mvm_keywords(mask_statistics(raster.total, raster.scaled), wht, (21954, 21954)) == kw
+    runs = mvm_keywords(raster.statistics(block_rows=123), wht, (21954, 21954))
+    for key in ("NPIXFRAC", "MEDEXPT", "MEDNEXP", "MEANNEXP", "MEANWHT", "MEDWHT"):
+        assert runs[key] == kw[key], key
+    assert runs["MEANEXPT"][0] == pytest.approx(kw["MEANEXPT"][0], rel=1e-13)  # another summation order
     # coarse cell size given as a pixel count
-    assert mvm_keywords(total, scaled, wht, 7318**2)["NPIXFRAC"][0] == pytest.approx(good.sum() / 7318**2)
+    assert mvm_keywords(raster.statistics(), wht, 7318**2)["NPIXFRAC"][0] == pytest.approx(good.sum() / 7318**2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_outline_run_statistics_equal_raster_statistics(seed):
+    """Mask statistics from coverage runs == statistics of the rasterized masks, including
+    polygons crossing the box edges, abutting and degenerate ones, and empty boxes."""
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(1, 90)), int(rng.integers(1, 90)))
+    polys = [_quad(rng, shape[1], shape[0], bow=rng.uniform(0, 3), n_per_edge=int(rng.integers(1, 6)))
+             for _ in range(int(rng.integers(0, 6)))]
+    for p in polys:
+        p *= rng.uniform(0.05, 1.3)
+        p -= rng.uniform(0, 0.3) * np.array(shape[::-1])
+    exptimes = rng.choice([100.0, 339.5, 400.0, 1e-3 * rng.integers(1, 10**6)], len(polys))
+    raster = FootprintRaster(polys, exptimes, shape)
+    total, scaled = footprint_masks(polys, exptimes, shape)
+    got = raster.statistics(block_rows=int(rng.integers(1, 40)))
+    want = mask_statistics(total, scaled)
+    assert got.n_good == want.n_good
+    if want.n_good == 0:
+        assert np.isnan(got.med_nexp) and np.isnan(got.mean_expt)
+        return
+    assert (got.mean_nexp, got.med_nexp, got.med_expt) == (want.mean_nexp, want.med_nexp, want.med_expt)
+    assert got.mean_expt == pytest.approx(want.mean_expt, rel=1e-12)
 
 
 def test_exact_median_even_odd_and_ties():
@@ -125,7 +155,7 @@ def test_keywords_stream_from_memmap(tmp_path):
     scaled = np.lib.format.open_memmap(tmp_path / "s.npy", "w+", np.float32, shape)
     total[:] = np.arange(shape[0])[:, None] % 4
     scaled[:] = total * 350.0
-    kw = mvm_keywords(total, scaled, scaled, (21954, 21954))
+    kw = mvm_keywords(mask_statistics(total, scaled), scaled, (21954, 21954))
     g = np.asarray(total) > 0
     assert kw["MEDNEXP"][0] == float(np.median(np.asarray(total)[g]))
     assert kw["MEANEXPT"][0] == pytest.approx(float(np.asarray(scaled)[g].mean(dtype=np.float64)))
