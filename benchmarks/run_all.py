@@ -69,6 +69,13 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def _fmt_ratio(r: float | None) -> str:
+    """Speed-up over the baseline: 0.94x means 6 % slower (1.07x the baseline's time)."""
+    if not r:
+        return "-"
+    return f"{r:.2f}x" if r < 10 else f"{r:.1f}x"
+
+
 def print_table(rows: list[dict]) -> None:
     from rich.table import Table
 
@@ -80,7 +87,7 @@ def print_table(rows: list[dict]) -> None:
         base = f"{_fmt(r['baseline'])} {r['unit']} ({r['baseline_what']})" if r["baseline"] is not None else "-"
         met = {True: "yes", False: "NO", None: "-"}[r["met"]]
         table.add_row(r["benchmark"], r["measure"], f"{_fmt(r['value'])} {r['unit']}", base,
-                      f"{r['ratio']:.1f}x" if r["ratio"] else "-", r["target"] or "-", met)
+                      _fmt_ratio(r["ratio"]), r["target"] or "-", met)
     console().print(table)
 
 

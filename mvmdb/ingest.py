@@ -510,6 +510,13 @@ _EXP_COLS = ("ipppssoot, filetype, filename, path, file_size, file_mtime_ns, ins
              "excluded_reason, keywords")
 _EXP_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in _EXP_COLS.split(", ") if c not in ("ipppssoot", "filetype"))
 
+SQL_RECORD_ERROR = """
+INSERT INTO ingest_error (path, reason) VALUES (%s, %s)
+ON CONFLICT (path) DO UPDATE
+SET reason = EXCLUDED.reason, at = now(), attempts = ingest_error.attempts + 1
+"""
+"""One row per failing path: a repeated failure updates it (reason, last time, attempts)."""
+
 SQL_UPSERT_EXPOSURES = f"""
 INSERT INTO exposure ({_EXP_COLS})
 SELECT {_EXP_COLS} FROM {S_EXP.name} ORDER BY ipppssoot, filetype
@@ -651,10 +658,8 @@ class _Writes:
     members: list[tuple] = field(default_factory=list)
     touches: list[tuple] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
+    read_ok: list[str] = field(default_factory=list)  # paths read and catalogued: their old errors go
     superseded: int = 0
-
-    def empty(self) -> bool:
-        return not (self.exposures or self.reasons or self.recompute or self.touches or self.errors)
 
 
 def _layers_for(instrument: str, detector: str, filt: str, cells: Iterable[tuple], reason: str | None) -> list[tuple]:
@@ -690,6 +695,9 @@ class _Ingester:
         self.details = details
         self.emit = emit
         self.summary = summary
+        with pg.cursor() as cur:  # when no file is failing, successes need not clear anything
+            self.errors_on_record = bool(cur.execute("SELECT EXISTS (SELECT FROM ingest_error)").fetchone()[0])
+        pg.commit()
 
     # -- reading the catalog
 
@@ -763,9 +771,10 @@ class _Ingester:
             copy_rows(cur, S_TOUCH, w.touches)
             cur.execute(SQL_TOUCH)
         if w.errors:
-            with cur.copy("COPY ingest_error (path, reason) FROM STDIN") as copy:
-                for row in w.errors:
-                    copy.write_row(row)
+            cur.executemany(SQL_RECORD_ERROR, w.errors)
+            self.errors_on_record = True
+        if w.read_ok and self.errors_on_record:
+            cur.execute("DELETE FROM ingest_error WHERE path = ANY(%s)", (w.read_ok,))
 
     def _recompute(self, w: _Writes, key: tuple[str, str], redraw: bool, layers: list[tuple]) -> None:
         w.recompute.append((key[0], key[1], redraw))
@@ -852,6 +861,7 @@ class _Ingester:
                         w.reasons.append((h.ipppssoot, "flt", new_reason))
                         self._recompute(w, (h.ipppssoot, "flt"), False, [])
                         w.superseded += 1
+            w.read_ok.append(r.path)
             results.append(res)
         return results, w
 

@@ -253,7 +253,7 @@ def read_poller(path: str | os.PathLike[str]) -> list[PollerRow]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark (Windows editors) is dropped
     except (OSError, UnicodeDecodeError) as exc:
         raise PollerError(path, [(None, f"cannot be read: {exc}")]) from exc
     rows: list[PollerRow] = []

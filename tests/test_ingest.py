@@ -3,6 +3,7 @@ re-alignment, FLT/FLC and duplicate paths, bad inputs."""
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 
@@ -274,10 +275,12 @@ def test_bad_inputs_are_recorded_and_the_rest_goes_on(engine, tmp_path):
     patch_cards(variant(IR, tmp_path / "nanwcs_flt.fits", primary={"ROOTNAME": "ib3y01d1q"}), "CD1_1", "NAN")
     variant(IR, tmp_path / "singular_flt.fits", primary={"ROOTNAME": "ib3y01d2q"},
             sci={"CD1_1": 0.0, "CD2_1": 0.0})
+    with gzip.open(tmp_path / "ib3y01d4q_flt.fits.gz", "wb") as gz:
+        gz.write(IR.read_bytes())
     unreadable = variant(IR, tmp_path / "unreadable_flt.fits", primary={"ROOTNAME": "ib3y01d3q"})
     os.chmod(unreadable, 0)
     missing = tmp_path / "missing_flt.fits"
-    summary = ingest(engine, [tmp_path, missing], jobs=1)
+    summary = ingest(engine, [tmp_path, missing, tmp_path / "ib3y01d4q_flt.fits.gz"], jobs=1)
     res = by_name(summary)
     expected = {
         "truncated_flt.fits": "truncated",
@@ -288,6 +291,7 @@ def test_bad_inputs_are_recorded_and_the_rest_goes_on(engine, tmp_path):
         "nanwcs_flt.fits": "NaN",
         "singular_flt.fits": "singular",
         "missing_flt.fits": "no such file",
+        "ib3y01d4q_flt.fits.gz": "gzip-compressed; decompress it first",
     }
     if os.geteuid() != 0:  # root reads anything
         expected["unreadable_flt.fits"] = "cannot open"
@@ -301,6 +305,23 @@ def test_bad_inputs_are_recorded_and_the_rest_goes_on(engine, tmp_path):
     assert set(exposure_rows(engine)) <= {"ib3y01c6q_flt", "ib3y01d3q_flt"}  # nothing half-written
     assert scalar(engine, "SELECT count(*) FROM chip") == len(exposure_rows(engine))
     assert good.exists()
+
+
+def test_a_file_failing_again_keeps_one_error_row_and_a_fixed_file_clears_it(engine, tmp_path):
+    path = tmp_path / "ib3y01c6q_flt.fits"
+    data = IR.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    for _ in range(3):  # the nightly run retries it
+        (res,) = ingest(engine, [path], jobs=1).results
+        assert res.status == "error" and "truncated" in res.reason
+    path.write_bytes(b"")
+    assert "empty file" in ingest(engine, [path], jobs=1).results[0].reason
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT path, reason, attempts, first_at < at FROM ingest_error")).all()
+    assert [tuple(r) for r in rows] == [(str(path), "empty file, not FITS", 4, True)]
+    path.write_bytes(data)  # re-delivered intact
+    assert ingest(engine, [path], jobs=1).results[0].status == "ingested"
+    assert scalar(engine, "SELECT count(*) FROM ingest_error") == 0
 
 
 def test_a_database_failure_costs_only_its_own_file(engine, tmp_path, monkeypatch):

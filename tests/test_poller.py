@@ -114,6 +114,15 @@ def test_status_is_case_insensitive_and_blanks_comments_are_skipped(tmp_path):
     assert [r.status for r in read_poller(path)] == ["NEW", "OLD"]
 
 
+def test_windows_line_endings_and_a_byte_order_mark_are_read(tmp_path):
+    """Pollers edited on Windows: CRLF line ends and a UTF-8 BOM before the first row."""
+    path = tmp_path / "p.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([ARCHIVE_DOC_LINE, ARCHIVE_ISSUE_LINE]).encode() + b"\r\n")
+    assert read_poller(path) == [ROW, ISSUE_ROW]
+    path.write_bytes(b"\xef\xbb\xbf" + "\r".join([ARCHIVE_DOC_LINE, ARCHIVE_ISSUE_LINE]).encode())  # old Mac
+    assert read_poller(path) == [ROW, ISSUE_ROW]
+
+
 def _fields(**changes: str) -> str:
     names = ["filename", "proposal_id", "program_id", "obset_id", "exptime", "filters", "detector", "skycell", "status", "path"]
     values = dict(zip(names, ARCHIVE_DOC_LINE.split(",")))

@@ -271,14 +271,20 @@ class Job(Base):
 
 
 class IngestError(Base):
-    """A file that could not be ingested, with the reason."""
+    """A file that could not be ingested: one row per path while it keeps failing.
+
+    A retry that fails again updates ``reason``, ``at`` and ``attempts``; a retry that
+    succeeds deletes the row. So the table lists the files that need a look, not a log.
+    """
 
     __tablename__ = "ingest_error"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    path: Mapped[str] = mapped_column(sa.Text, index=True)
-    reason: Mapped[str] = mapped_column(sa.Text)
-    at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    path: Mapped[str] = mapped_column(sa.Text, unique=True)
+    reason: Mapped[str] = mapped_column(sa.Text, comment="why the last attempt failed")
+    at: Mapped[dt.datetime] = mapped_column(server_default=_now(), comment="last failed attempt")
+    first_at: Mapped[dt.datetime] = mapped_column(server_default=_now(), comment="first failed attempt")
+    attempts: Mapped[int] = mapped_column(server_default="1", comment="failed attempts so far")
 
 
 class IngestRun(Base):

@@ -321,6 +321,8 @@ def read_exposure_file(path: str | os.PathLike) -> ExposureFile:
         first = f.read(CARD)
         if len(first) == 0:
             raise HeaderError("empty file, not FITS")
+        if first.startswith(b"\x1f\x8b"):  # gzip magic: drizzling reads sub-boxes through memory maps
+            raise HeaderError("gzip-compressed; decompress it first (gunzip), calibrated exposures are read in place")
         if not first.startswith(b"SIMPLE  =") or parse_card_value(first.ljust(CARD)) is not True:
             raise HeaderError("not a FITS file (no SIMPLE = T card)")
         f.seek(0)

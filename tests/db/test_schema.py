@@ -66,3 +66,25 @@ def test_projection_cells_seeded_from_ring_table(engine):
     assert (by_id[1889].ring, by_id[1889].band, by_id[1889].ra_deg, by_id[1889].dec_deg) == (29, 41, 180.0, 26.0)
     assert by_id[1970].ra_deg == 40 * 360.0 / 79 and by_id[1970].dec_deg == 30.0
     assert by_id[0].dec_deg == -89.999999999997 and by_id[2643].dec_deg == 89.999999999997
+
+
+def test_migration_0003_folds_repeated_ingest_errors_per_path(empty_db_url):
+    engine = make_engine(empty_db_url, poolclass=sa.pool.NullPool)
+    migrate.upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO ingest_error (path, reason, at) VALUES "
+            "('/a_flt.fits', 'truncated', '2026-01-01'), ('/a_flt.fits', 'not a FITS file', '2026-01-03'), "
+            "('/a_flt.fits', 'empty file', '2026-01-02'), ('/b_flc.fits', 'no such file', '2026-02-01')"))
+    migrate.upgrade(engine)
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT path, reason, attempts, first_at::date::text, at::date::text FROM ingest_error ORDER BY path")).all()
+    # the newest row (highest id) gives the reason and time; first_at is the oldest time
+    assert [tuple(r) for r in rows] == [("/a_flt.fits", "empty file", 3, "2026-01-01", "2026-01-02"),
+                                        ("/b_flc.fits", "no such file", 1, "2026-02-01", "2026-02-01")]
+    assert _diff(engine) == []
+    migrate.downgrade(engine, "0002")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM ingest_error")).scalar_one() == 2
+    engine.dispose()
