@@ -152,33 +152,9 @@ def run_demo(
     return res
 
 
-def product_refs(engine: sa.Engine):
-    """Every current product as a :class:`mvmdb.preview.ProductRef`."""
-    from mvmdb.preview import ProductRef
-
-    sql = sa.text(
-        """
-        SELECT l.name AS layer, s.name AS skycell, l.detector, l.filter, l.scale, p.path
-        FROM product p JOIN layer l ON l.id = p.layer_id JOIN sky_cell s ON s.id = l.sky_cell_id
-        ORDER BY s.name, l.name
-        """
-    )
-    with engine.connect() as conn:
-        return [
-            ProductRef(r.layer, r.skycell, r.detector, r.filter, r.scale, Path(r.path))
-            for r in conn.execute(sql)
-        ]
-
-
 def write_changed_previews(engine: sa.Engine, out_dir: Path) -> list[Path]:
     """Previews of sky cells whose products are newer than their PNGs (all on the first run)."""
-    from mvmdb.preview import write_previews
+    from mvmdb.db.products import current_products
+    from mvmdb.preview import stale_previews, write_previews
 
-    refs = product_refs(engine)
-    stale_cells = {
-        r.skycell
-        for r in refs
-        if not (out_dir / f"{r.layer}.png").exists()
-        or (out_dir / f"{r.layer}.png").stat().st_mtime < r.path.stat().st_mtime
-    }
-    return write_previews([r for r in refs if r.skycell in stale_cells], out_dir)
+    return write_previews(stale_previews(current_products(engine), out_dir), out_dir)

@@ -11,7 +11,7 @@ range, which keeps faint sky visible while bright stars do not saturate at once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,9 +44,14 @@ def asinh_stretch(image: np.ndarray, stretch: Stretch = Stretch()) -> np.ndarray
     return np.clip(scaled, 0.0, 1.0).astype(np.float32)
 
 
-def block_reduce(image: np.ndarray, max_side: int = MAX_PREVIEW_SIDE) -> np.ndarray:
-    """Average ``image`` over square blocks so neither side exceeds ``max_side`` (NaN-aware)."""
-    factor = int(np.ceil(max(image.shape) / max_side))
+def block_reduce(image: np.ndarray, max_side: int = MAX_PREVIEW_SIDE, *, factor: int | None = None) -> np.ndarray:
+    """Average ``image`` over square blocks so neither side exceeds ``max_side`` (NaN-aware).
+
+    ``factor`` gives the block side directly instead. Rows and columns that do not fill a
+    whole block at the far edges are dropped.
+    """
+    if factor is None:
+        factor = int(np.ceil(max(image.shape) / max_side))
     if factor <= 1:
         return image
     ny, nx = (image.shape[0] // factor) * factor, (image.shape[1] // factor) * factor
@@ -93,6 +98,23 @@ def read_sci(path: str | Path) -> np.ndarray:
         return np.array(hdul["SCI"].data, dtype=np.float32)
 
 
+def read_sci_reduced(path: str | Path, max_side: int = MAX_PREVIEW_SIDE, strip_rows: int = 1024) -> np.ndarray:
+    """``block_reduce(read_sci(path), max_side)`` read in strips of rows: a full-size sky cell
+    layer (21954**2, 1.9 GB of SCI) needs a few tens of MB, not a full copy."""
+    from astropy.io import fits
+
+    with fits.open(path, memmap=True) as hdul:
+        sci = hdul["SCI"].data
+        ny, nx = sci.shape
+        factor = int(np.ceil(max(ny, nx) / max_side))
+        if factor <= 1:
+            return np.array(sci, dtype=np.float32)
+        step = max(1, strip_rows // factor) * factor
+        parts = [block_reduce(np.asarray(sci[y0:min(y0 + step, ny // factor * factor)], dtype=np.float32),
+                              factor=factor) for y0 in range(0, ny // factor * factor, step)]
+        return np.concatenate(parts, axis=0)
+
+
 def filter_wavelength_nm(filter_name: str, detector: str) -> float:
     """A sortable wavelength (nm) for a filter like ``f775w`` on ``detector`` (NaN if unknown).
 
@@ -130,23 +152,74 @@ def choose_composite(products: Sequence[ProductRef]) -> tuple[ProductRef, Produc
     return ordered[-1], ordered[len(ordered) // 2], ordered[0]
 
 
-def write_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[Path]:
+def product_ref(path: str | Path) -> ProductRef:
+    """A :class:`ProductRef` from a product file's name and primary header (no catalog needed).
+
+    Raises ``ValueError`` (one line) for a file that is not an MVM layer product.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    name = path.name
+    for suffix in ("_drc.fits", "_drz.fits"):
+        if name.endswith(suffix):
+            layer = name[: -len(suffix)]
+            break
+    else:
+        raise ValueError(f"{path}: not an MVM product (expected a name ending in _drc.fits or _drz.fits)")
+    try:
+        with fits.open(path) as hdul:
+            hdr = hdul[0].header
+            if "SCI" not in hdul:
+                raise ValueError(f"{path}: no SCI extension")
+            return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
+                              "coarse" if layer.endswith("_coarse-all") else "fine", path)
+    except (OSError, KeyError) as exc:
+        raise ValueError(f"{path}: not a readable MVM product ({exc})") from None
+
+
+def stale_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[ProductRef]:
+    """The products of every sky cell with a product newer than its PNG (or without one)."""
+    out_dir = Path(out_dir)
+
+    def stale(r: ProductRef) -> bool:
+        png = out_dir / f"{r.layer}.png"
+        return not png.exists() or png.stat().st_mtime < r.path.stat().st_mtime
+
+    cells = {r.skycell for r in products if stale(r)}
+    return [r for r in products if r.skycell in cells]
+
+
+def write_previews(products: Sequence[ProductRef], out_dir: str | Path,
+                   on_written: Callable[[Path], None] | None = None) -> list[Path]:
     """One grey PNG per product and one colour PNG per sky cell with >= 3 fine filters.
 
     Files: ``<out_dir>/<layer>.png`` and ``<out_dir>/<skycell>_color.png``. All fine layers
     of a sky cell share one pixel grid (the common trimmed box), so they stack directly.
+    Each product's SCI is read once, reduced to preview size on the way
+    (:func:`read_sci_reduced`); ``on_written`` is called with each PNG written.
     """
     out_dir = Path(out_dir)
-    written = []
-    for p in products:
-        written.append(write_png(layer_rgb(read_sci(p.path)), out_dir / f"{p.layer}.png"))
+    written: list[Path] = []
+
+    def put(rgb: np.ndarray, path: Path) -> None:
+        written.append(write_png(rgb, path))
+        if on_written is not None:
+            on_written(path)
+
     by_cell: dict[str, list[ProductRef]] = {}
     for p in products:
         by_cell.setdefault(p.skycell, []).append(p)
     for skycell, refs in sorted(by_cell.items()):
         chosen = choose_composite(refs)
-        if chosen is None:
-            continue
-        red, green, blue = (read_sci(p.path) for p in chosen)
-        written.append(write_png(composite_rgb(red, green, blue), out_dir / f"{skycell}_color.png"))
+        keep = {id(p) for p in chosen} if chosen else set()
+        small: dict[int, np.ndarray] = {}
+        for p in refs:
+            image = read_sci_reduced(p.path)
+            put(layer_rgb(image), out_dir / f"{p.layer}.png")
+            if id(p) in keep:
+                small[id(p)] = image
+        if chosen is not None:
+            red, green, blue = (small[id(p)] for p in chosen)
+            put(composite_rgb(red, green, blue), out_dir / f"{skycell}_color.png")
     return written

@@ -84,6 +84,7 @@ def cli(ctx: click.Context, db_url: str | None, verbose: int) -> None:
       mvm plan --out pollers/         layers with NEW members -> poller files + jobs
       mvm process --queue             drizzle planned layers -> products; members -> OLD
       mvm coverage                    what the catalog covers, as tables, maps and MOCs
+      mvm preview --changed           quick-look PNGs of the products that changed
     """
     ctx.ensure_object(dict)
     ctx.obj["db_url"] = db_url

@@ -108,10 +108,25 @@ def start_embedded_server(data_dir: Path) -> URL:
 def stop_embedded_server(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True if one was stopped."""
     get_server = _embedded_get_server()
-    if not (data_dir / "postmaster.pid").exists():
+    if not postmaster_alive(data_dir):  # not running (or a stale pid file left by a crash)
         return False
     server = get_server(data_dir, cleanup_mode="stop")
     server.cleanup()
+    return True
+
+
+def postmaster_alive(data_dir: Path) -> bool:
+    """Whether the PostgreSQL server of ``data_dir`` runs: its ``postmaster.pid`` names a live process."""
+    try:
+        pid = int((Path(data_dir) / "postmaster.pid").read_text().split("\n", 1)[0])
+    except (OSError, ValueError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
     return True
 
 

@@ -25,8 +25,9 @@ coarse layers its coarse image, so all layers of a sky cell overlay pixel for pi
 
 Per drawn layer (spec §4.2, §5.3-§5.6): members of the layer's one file type (FLC if any
 member is an FLC, else FLT); SCI/DQ read memory-mapped (:mod:`mvmdb.process.inputs`);
-footprint masks of the members' chips over the box give the MVM keywords and
-``n_exp = round(MEANNEXP)``, hence ``final_bits``; sky matching (``skymethod='match'``);
+the footprint-mask statistics of the members' chips over the box (from their outlines,
+without rasterizing, :meth:`mvmdb.process.keywords.FootprintRaster.statistics`) give the MVM
+keywords and ``n_exp = round(MEANNEXP)``, hence ``final_bits``; sky matching (``skymethod='match'``);
 drizzle (square kernel, pixfrac 1, EXP weights, output in e-/s); product
 ``<products_dir>/<skycell-name>/<layer>_dr[cz].fits`` written by
 :func:`mvmdb.fitsio.product.write_product`. In job mode the product is first written to a
@@ -94,8 +95,8 @@ class DrawOptions:
     """Drawing knobs (picklable).
 
     ``tile_shape``: output tile (ny, nx) px of the drizzle; ``None`` (default) draws a layer
-    of up to :data:`IN_MEMORY_MAX_PIXELS` in one tile (fastest: no halo overlap between
-    tiles) and bigger layers in :data:`LARGE_TILE` tiles spooled to disk (bounded memory).
+    of up to :data:`IN_MEMORY_MAX_PIXELS` in one tile (fastest: chips inside the box are
+    drizzled whole, no halo, as a bare ``Drizzle.add_image`` would) and bigger layers in :data:`LARGE_TILE` tiles spooled to disk (bounded memory).
     ``context``: keep a CTX image. ``sky_method``: the sky matching method.
     """
 
@@ -437,7 +438,7 @@ def draw_layer(
     full = (cell.naxis(layer.scale),) * 2
 
     clock = _Clock()
-    # footprint masks of the layer's own chips (spec §5.5), in box pixels
+    # footprint-mask statistics of the layer's own chips (spec §5.5), from their outlines in box pixels
     polys, times = [], []
     for m in members:
         for p in _chip_pixel_polygons(out_wcs, m.polygons):

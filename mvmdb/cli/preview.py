@@ -1,0 +1,96 @@
+"""``mvm preview``: quick-look PNGs of products (grey per layer, colour per sky cell).
+
+Forms::
+
+    mvm preview                          every current product in the catalog
+    mvm preview skycell-p1889x07y19 ...  the current products of these sky cells
+    mvm preview PRODUCT_drc.fits ...     these product files (no database needed)
+    mvm preview --changed                only sky cells whose products are newer than their PNGs
+
+Work is in :mod:`mvmdb.preview` (pictures) and :mod:`mvmdb.db.products` (the catalog
+query); this module parses, selects and reports. ``--json`` prints one object per PNG
+with the keys ``png``, ``skycell`` and ``kind`` (``layer`` or ``color``) -- a contract.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from mvmdb.cli.context import echo_json, engine
+
+DEFAULT_OUT = Path("previews")
+
+
+def _split_targets(targets: tuple[str, ...]) -> tuple[list[str], list[Path]]:
+    """Sky cell names and product files among the arguments (a one-line error otherwise)."""
+    from mvmdb.plan import PlanError, normalize_skycells
+
+    names, files = [], []
+    for t in targets:
+        if os.path.exists(t):
+            files.append(Path(t))
+            continue
+        try:
+            names.extend(normalize_skycells([t]))
+        except PlanError:
+            raise click.UsageError(f"{t!r} is neither a product file nor a sky cell name (skycell-p1889x07y19)") from None
+    return names, files
+
+
+@click.command()
+@click.argument("targets", nargs=-1, metavar="[SKYCELL | PRODUCT.fits]...")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
+              show_default=True, help="Directory for the PNGs.")
+@click.option("--changed", is_flag=True,
+              help="Only sky cells with a product newer than its PNG (what a nightly run needs).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per PNG written on stdout.")
+@click.pass_context
+def preview(ctx: click.Context, targets: tuple[str, ...], out_dir: Path, changed: bool, as_json: bool) -> None:
+    """Draw quick-look PNGs of MVM products: an asinh-stretched grey image per layer
+    (<layer>.png) and, for a sky cell with three or more fine filters, a colour composite
+    of the reddest, a middle and the bluest (<skycell>_color.png). Large layers are
+    block-averaged to at most 2048 px on a side.
+
+    With no argument, every current product in the catalog; with sky cell names, theirs;
+    with product files, those files (the database is not used).
+    """
+    from mvmdb.db.products import current_products
+    from mvmdb.preview import product_ref, stale_previews, write_previews
+
+    names, files = _split_targets(targets)
+    refs = []
+    for f in files:
+        try:
+            refs.append(product_ref(f))
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    if names or not files:
+        rows = current_products(engine(ctx), names or None)
+        missing = sorted(set(names) - {r.skycell for r in rows})
+        if missing:
+            raise click.ClickException(f"no products in the catalog for {', '.join(missing)}")
+        refs.extend(rows)
+    if changed:
+        refs = stale_previews(refs, out_dir)
+    if not refs:
+        click.echo("nothing to draw: no products" + (" newer than their previews" if changed else ""), err=True)
+        return
+
+    cells = {r.skycell for r in refs}
+
+    def report(png: Path) -> None:
+        kind = "color" if png.name.endswith("_color.png") else "layer"
+        skycell = png.name[: -len("_color.png")] if kind == "color" else next(
+            r.skycell for r in refs if png.name == f"{r.layer}.png")
+        if as_json:
+            echo_json({"png": str(png), "skycell": skycell, "kind": kind})
+        else:
+            click.echo(str(png))
+
+    written = write_previews(refs, out_dir, on_written=report)
+    if not as_json:
+        click.echo(f"{len(written)} PNG(s) for {len(refs)} product(s) in {len(cells)} sky cell(s) in {out_dir}",
+                   err=True)
