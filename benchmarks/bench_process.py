@@ -27,11 +27,10 @@ in a one-process-per-core worker. Figures are also recorded for ``benchmarks/run
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from _common import machine  # isort: skip  (first: one BLAS thread)
 
 import argparse  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -46,9 +45,6 @@ from mvmdb.testing import DatabaseFactory, admin_url  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import record  # noqa: E402
 
-
-def machine() -> str:
-    return f"{os.cpu_count()} cpus, load average {os.getloadavg()[0]:.2f}"
 
 CENTER = (148.0, 2.0)  # centre of sky cell p1359x11y11 (no neighbour reached by an ACS/WFC footprint)
 

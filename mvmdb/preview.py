@@ -191,35 +191,36 @@ def stale_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[
 
 
 def write_previews(products: Sequence[ProductRef], out_dir: str | Path,
-                   on_written: Callable[[Path], None] | None = None) -> list[Path]:
+                   on_written: Callable[[Path, str, str], None] | None = None) -> list[Path]:
     """One grey PNG per product and one colour PNG per sky cell with >= 3 fine filters.
 
     Files: ``<out_dir>/<layer>.png`` and ``<out_dir>/<skycell>_color.png``. All fine layers
     of a sky cell share one pixel grid (the common trimmed box), so they stack directly.
     Each product's SCI is read once, reduced to preview size on the way
-    (:func:`read_sci_reduced`); ``on_written`` is called with each PNG written.
+    (:func:`read_sci_reduced`). ``on_written(png, skycell, kind)`` is called with each PNG
+    written, ``kind`` being ``'layer'`` or ``'color'``.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
 
-    def put(rgb: np.ndarray, path: Path) -> None:
+    def put(rgb: np.ndarray, path: Path, skycell: str, kind: str) -> None:
         written.append(write_png(rgb, path))
         if on_written is not None:
-            on_written(path)
+            on_written(path, skycell, kind)
 
     by_cell: dict[str, list[ProductRef]] = {}
     for p in products:
         by_cell.setdefault(p.skycell, []).append(p)
     for skycell, refs in sorted(by_cell.items()):
         chosen = choose_composite(refs)
-        keep = {id(p) for p in chosen} if chosen else set()
-        small: dict[int, np.ndarray] = {}
+        wanted = {p.layer for p in chosen} if chosen else set()
+        small: dict[str, np.ndarray] = {}  # reduced SCI of the composite's layers
         for p in refs:
             image = read_sci_reduced(p.path)
-            put(layer_rgb(image), out_dir / f"{p.layer}.png")
-            if id(p) in keep:
-                small[id(p)] = image
+            put(layer_rgb(image), out_dir / f"{p.layer}.png", skycell, "layer")
+            if p.layer in wanted:
+                small[p.layer] = image
         if chosen is not None:
-            red, green, blue = (small[id(p)] for p in chosen)
-            put(composite_rgb(red, green, blue), out_dir / f"{skycell}_color.png")
+            red, green, blue = (small[p.layer] for p in chosen)
+            put(composite_rgb(red, green, blue), out_dir / f"{skycell}_color.png", skycell, "color")
     return written

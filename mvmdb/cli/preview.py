@@ -81,10 +81,7 @@ def preview(ctx: click.Context, targets: tuple[str, ...], out_dir: Path, changed
 
     cells = {r.skycell for r in refs}
 
-    def report(png: Path) -> None:
-        kind = "color" if png.name.endswith("_color.png") else "layer"
-        skycell = png.name[: -len("_color.png")] if kind == "color" else next(
-            r.skycell for r in refs if png.name == f"{r.layer}.png")
+    def report(png: Path, skycell: str, kind: str) -> None:
         if as_json:
             echo_json({"png": str(png), "skycell": skycell, "kind": kind})
         else:

@@ -371,7 +371,7 @@ class FootprintRaster:
         keep = (count > 0) & (length > 0)
         return count[keep], time[keep].astype(np.float32), length[keep]
 
-    def statistics(self, block_rows: int = 8192) -> "FootprintStats":
+    def statistics(self, block_rows: int = 8192) -> FootprintStats:
         """The mask statistics of the MVM keywords, from coverage runs (no raster: about 1 ms
         per 1000 rows of a box, whatever its width); equal to `mask_statistics` of the masks."""
         counts, times, lengths = [], [], []

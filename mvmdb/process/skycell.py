@@ -96,7 +96,8 @@ class DrawOptions:
 
     ``tile_shape``: output tile (ny, nx) px of the drizzle; ``None`` (default) draws a layer
     of up to :data:`IN_MEMORY_MAX_PIXELS` in one tile (fastest: chips inside the box are
-    drizzled whole, no halo, as a bare ``Drizzle.add_image`` would) and bigger layers in :data:`LARGE_TILE` tiles spooled to disk (bounded memory).
+    drizzled whole, no halo, as a bare ``Drizzle.add_image`` would) and bigger layers in
+    :data:`LARGE_TILE` tiles spooled to disk (bounded memory).
     ``context``: keep a CTX image. ``sky_method``: the sky matching method.
     """
 
