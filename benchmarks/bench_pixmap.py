@@ -7,7 +7,7 @@ plus evaluation) and its maximum deviation from calc_pixmap over *every*
 pixel of the chip.
 
 Chips: the real jbt122x8q FLC header (SIP order 5 + D2IM + NPOL lookup
-tables) when ``/work/shared/hst/sample_flc_header.fits`` (or ``--flc``) exists,
+tables) when ``tests/data/hst/sample_flc_header.fits.gz`` (or ``--flc``) exists,
 and a synthetic TAN-SIP chip with the same SIP coefficients.
 
     .venv/bin/python benchmarks/bench_pixmap.py [--repeat 3] [--flc PATH]
@@ -72,7 +72,7 @@ def bench(label, in_wcs, out_wcs, repeat):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--flc", default="/work/shared/hst/sample_flc_header.fits")
+    ap.add_argument("--flc", default=str(Path(__file__).resolve().parents[1] / "tests/data/hst/sample_flc_header.fits.gz"))
     args = ap.parse_args(argv)
     print(f"machine: {machine()}; "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")

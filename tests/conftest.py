@@ -6,16 +6,24 @@ its own fresh database, migrated to head, and drops it afterwards.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
+from hst_files import hst_dir as _hst_dir
 from mvmdb.db.engine import make_engine
 from mvmdb.testing import DatabaseFactory, admin_url
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-HST_DIR = SHARED / "hst"
+# No test may depend on how fast or idle the machine is: Hypothesis gets no per-example
+# deadline and no "too slow" health check, and draws the same examples on every run
+# (a failure found once is found again). ``HYPOTHESIS_PROFILE=explore`` searches afresh.
+settings.register_profile("repeatable", deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +59,5 @@ def empty_db_url(db_factory):
 
 @pytest.fixture(scope="session")
 def hst_dir() -> Path:
-    """The real HST files shipped beside the repository (``../shared/hst``)."""
-    if not HST_DIR.is_dir():
-        pytest.skip("../shared/hst is not present beside this checkout")
-    return HST_DIR
+    """The real HST files of ``tests/data/hst`` as plain ``*.fits`` (see :mod:`hst_files`)."""
+    return _hst_dir()

@@ -19,7 +19,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from astropy.io import fits
 
-HST = Path(__file__).resolve().parents[1].parent / "shared" / "hst"
+from hst_files import hst_dir
+
+HST = hst_dir()
 IR = HST / "test_drizzlepac_flt.fits"
 HRC = HST / "j8bt06nyq_sip_flt.fits"
 UVIS = HST / "sample_ipppssoot_flc.fits"

@@ -88,7 +88,7 @@ def test_demo_end_to_end_rerun_and_nightly_visit(tmp_path, engine, db_url):
     done = subprocess.run(
         [sys.executable, str(SCRIPT), str(out / "archive"), "--db", url, "--plan", str(out / "pollers"),
          "--process", "--products", str(out / "products"), "--log", str(tmp_path / "nightly.log")],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=900,
     )
     assert done.returncode == 0, done.stderr + (tmp_path / "nightly.log").read_text()
     changed = {p.name for p in products if sha256(p) != checksums[p]}

@@ -16,7 +16,7 @@ Conventions used throughout :mod:`mvmdb.simulate`:
   K, keeping the footprint on the sky (see :func:`chip_geometry`).
 
 The linear terms, chip offsets and SIP coefficients of ACS/WFC, ACS/HRC, WFC3/UVIS and
-WFC3/IR were derived from the real archive headers in ``../shared/hst`` (SIP truncated
+WFC3/IR were derived from the real archive headers in ``tests/data/hst`` (SIP truncated
 to order 4, lookup-table corrections dropped); ACS/SBC is modelled on its documented
 pixel scale (0.034" x 0.030") with an HRC-like distortion.  In a simulated file the SIP
 polynomial *is* the true mapping (no lookup tables), so the header WCS is exact.

@@ -92,7 +92,7 @@ def test_embedded_default_when_nothing_configured(tmp_path):
     mvm = [sys.executable, "-m", "mvmdb.cli.main"]
 
     def run(*args):
-        return subprocess.run([*mvm, *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run([*mvm, *args], env=env, capture_output=True, text=True, timeout=600)
 
     try:
         first = run("init")

@@ -1,4 +1,4 @@
-"""Chip footprints from real HST headers (../shared/hst) and synthetic broken files."""
+"""Chip footprints from real HST headers (tests/data/hst) and synthetic broken files."""
 
 from __future__ import annotations
 

@@ -45,7 +45,7 @@ def run_script(db_url, home, *args):
     env.pop("MVM_INCLUDE_SMALL", None)
     env.pop("MVM_ONLY_CTE", None)
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=env, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=600)
 
 
 def runs(engine):
@@ -119,7 +119,7 @@ def test_bad_switch_or_root_fails_with_one_line(db_url, tmp_path):
     env = {**os.environ, "MVMDB_URL": db_url.render_as_string(hide_password=False), "MVMDB_HOME": str(env_home),
            "MVM_ONLY_CTE": "sometimes"}
     result = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "data")], env=env, capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=600)
     assert result.returncode == 1
     assert "MVM_ONLY_CTE='sometimes' is not a switch value" in result.stderr
 

@@ -98,7 +98,7 @@ def check_file(path, row):
 
 
 def test_all_scene_files_have_the_archive_structure(pg1202_k8, all_scenes_k16):
-    results = [pg1202_k8[0], *all_scenes_k16.values()]
+    results = [pg1202_k8, *all_scenes_k16.values()]
     n = 0
     for res in results:
         manifest = read_manifest(res.out_dir)

@@ -53,9 +53,8 @@ def footprint_cells(result) -> set[str]:
     return cells
 
 
-def test_pg1202_contents_and_speed(pg1202_k8):
-    result, seconds = pg1202_k8
-    assert seconds < 20.0, f"pg1202 at downscale 8 took {seconds:.1f} s"
+def test_pg1202_contents(pg1202_k8):
+    result = pg1202_k8
     m = read_manifest(result.out_dir)
     combos = {(r["instrument"], r["detector"], r["filter"]) for r in m}
     assert combos == {("ACS", "WFC", "F775W"), ("ACS", "WFC", "F850LP"), ("WFC3", "IR", "F105W"),
@@ -79,7 +78,7 @@ def test_pg1202_contents_and_speed(pg1202_k8):
 
 
 def test_pg1202_is_one_sky_cell_per_projection_cell(pg1202_k8):
-    cells = footprint_cells(pg1202_k8[0])
+    cells = footprint_cells(pg1202_k8)
     assert cells == {"skycell-p1889x07y19", "skycell-p1970x15y02"}
 
 

@@ -53,7 +53,7 @@ def measured_offsets(fit_centroid, sci: np.ndarray, dq: np.ndarray, hdr: fits.He
 
 
 def test_bright_isolated_stars_land_on_their_projected_positions(pg1202_k8, centroid):
-    result, _ = pg1202_k8
+    result = pg1202_k8
     truth = Table.read(result.truth_path, format="ascii.ecsv")
     manifest = result.manifest
     all_offsets = []
