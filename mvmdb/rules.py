@@ -8,7 +8,9 @@ Everything here follows ``/work/shared/spec/archive-conventions.md`` (the spec):
   human-readable reason string, or ``None`` when the exposure is usable;
 * :func:`parse_switch` -- the ``MVM_INCLUDE_SMALL`` / ``MVM_ONLY_CTE`` switch values (§4.5);
 * :func:`layer_scales`, :func:`layer_name`, :func:`product_filename`,
-  :func:`layer_filetype` -- layers and their product names (§4.2, §4.3).
+  :func:`layer_filetype` -- layers and their product names (§4.2, §4.3);
+  :func:`layer_term` and :func:`parse_layer_name` extend the names to the time-domain
+  layer sets of :mod:`mvmdb.layersets` (year, exposure-time class, epoch).
 
 Exclusion order. The content rules of §4.4 come first, in the archive's order (first match
 wins); then the ingest-level rule "superseded by the FLC" (see :mod:`mvmdb.ingest`); then the
@@ -23,7 +25,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+from mvmdb import layersets
+from mvmdb.layersets import ALL_KEY
 
 __all__ = [
     "INSTRUMENTS",
@@ -47,7 +53,10 @@ __all__ = [
     "parse_switch",
     "switch_from_env",
     "layer_scales",
+    "layer_term",
     "layer_name",
+    "LayerNameParts",
+    "parse_layer_name",
     "layer_filetype",
     "product_filename",
     "is_ipppssoot",
@@ -347,19 +356,73 @@ def layer_scales(instrument: str, detector: str) -> tuple[str, ...]:
     return ("fine",)
 
 
-def layer_name(skycell_name: str, instrument: str, detector: str, filter: str, scale: str) -> str:
+def layer_term(scale: str, key: str = ALL_KEY) -> str:
+    """The ``<layerstr>`` term of a product name (§4.3), extended to time-domain layers.
+
+    ``key`` is a layer key (:mod:`mvmdb.layersets`): ``all`` (the archive's layer),
+    a year ``2011``, an exposure-time class ``short``/``med``/``long`` or an epoch
+    ``YYYYMMDD-YYYYMMDD``; coarse layers prefix ``coarse-`` as the archive does for
+    ``coarse-all``: ``coarse-2011``, ``coarse-short``, ``coarse-20110101-20111231``.
+    """
+    if scale not in ("fine", "coarse"):
+        raise ValueError(f"scale must be 'fine' or 'coarse', not {scale!r}")
+    key = str(key)
+    layersets.layer_set_of_key(key)  # validates
+    return f"coarse-{key}" if scale == "coarse" else key
+
+
+def layer_name(skycell_name: str, instrument: str, detector: str, filter: str, scale: str,
+               key: str = ALL_KEY) -> str:
     """Product basename of a layer (§4.3), without the ``_drz``/``_drc`` suffix.
 
     ``hst_<skycell-name>_<instr>_<det>_<filter>_<all|coarse-all>``, lower case, WFPC2's
     detector forced to ``pc``: ``hst_skycell-p1889x07y19_wfc3_ir_f160w_coarse-all``.
-    ``filter`` is the normalized name (:func:`normalize_filter`).
+    ``filter`` is the normalized name (:func:`normalize_filter`). ``key`` selects a
+    time-domain layer (:func:`layer_term`): ``..._f160w_2011``, ``..._f160w_coarse-short``.
     """
-    if scale not in ("fine", "coarse"):
-        raise ValueError(f"scale must be 'fine' or 'coarse', not {scale!r}")
     inst = str(instrument).strip().lower()
     det = canonical_detector(instrument, detector).lower()
-    layerstr = "coarse-all" if scale == "coarse" else "all"
-    return f"hst_{skycell_name}_{inst}_{det}_{filter}_{layerstr}"
+    return f"hst_{skycell_name}_{inst}_{det}_{filter}_{layer_term(scale, key)}"
+
+
+@dataclass(frozen=True)
+class LayerNameParts:
+    """The parts of a layer product name (:func:`parse_layer_name`); all lower case."""
+
+    skycell: str
+    instrument: str
+    detector: str
+    filter: str
+    scale: str
+    layer_set: str
+    key: str
+    filetype: str | None = None
+
+
+_LAYER_NAME_RE = re.compile(
+    r"^hst_(?P<skycell>skycell-p\d{4}x\d{2}y\d{2})_(?P<instrument>[a-z0-9]+)_(?P<detector>[a-z0-9]+)"
+    r"_(?P<filter>[a-z0-9-]+)_(?P<coarse>coarse-)?(?P<key>[a-z0-9-]+?)(?:_(?P<suffix>drz|drc)\.fits)?$"
+)
+
+
+def parse_layer_name(name: str) -> LayerNameParts:
+    """Inverse of :func:`layer_name` / :func:`product_filename`: the parts of a layer basename
+    or product file name (``..._f160w_coarse-2011_drz.fits``). ``filetype`` is ``'flc'`` for
+    ``_drc.fits``, ``'flt'`` for ``_drz.fits``, ``None`` for a bare basename. Raises
+    ``ValueError`` for anything else (directories are not stripped: pass a file name)."""
+    m = _LAYER_NAME_RE.match(str(name))
+    if not m:
+        raise ValueError(f"{name!r} is not an MVM layer product name")
+    key = m["key"]
+    try:
+        layer_set = layersets.layer_set_of_key(key)
+    except ValueError:
+        raise ValueError(f"{name!r} is not an MVM layer product name (unknown layer {key!r})") from None
+    suffix = m["suffix"]
+    return LayerNameParts(
+        m["skycell"], m["instrument"], m["detector"], m["filter"], "coarse" if m["coarse"] else "fine",
+        layer_set, key, None if suffix is None else ("flc" if suffix == "drc" else "flt"),
+    )
 
 
 def layer_filetype(filetypes: Iterable[str]) -> str:
