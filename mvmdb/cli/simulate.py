@@ -49,10 +49,13 @@ def _summary(result, verb: str) -> None:
 @click.option("--detector", "detector", default=None, metavar="INSTR/DET",
               help="With --new-visit: instrument/detector of the visit, e.g. WFC3/IR (default: the scene's).")
 @click.option("--filter", "filter_", default=None, help="With --new-visit: filter of the visit.")
+@click.option("--proper-motion", "proper_motion", type=float, default=None, metavar="MAS_PER_YR",
+              help="Add a bright isolated star with this proper motion (mas/yr, towards PA 45 deg) from the "
+              "scene's first exposure; its position per exposure goes to truth.ecsv.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--list", "list_only", is_flag=True, help="List the scenes and defects and exit.")
 def simulate(scene, out_dir, seed, downscale, defects, header_only, n_exposures, new_visit, detector, filter_,
-             progress, list_only) -> None:
+             proper_motion, progress, list_only) -> None:
     """Write synthetic HST exposures (archive-like _flt/_flc files) with a known truth.
 
     \b
@@ -61,6 +64,7 @@ def simulate(scene, out_dir, seed, downscale, defects, header_only, n_exposures,
       mvm simulate --scene deep --out sim/deep --defect trail --defect wcs_error:6
       mvm simulate --scene bulk --count 10000 --header-only --out sim/bulk
       mvm simulate --out sim/pg1202 --new-visit          # nightly: one more visit
+      mvm simulate --scene years --out sim/years --proper-motion 50   # 2011-2016, a moving star
 
     Next to the files: truth.ecsv (sources, fluxes per filter in e-/s) and
     exposures.ecsv (one row per file: sky per chip, CRs, defects, ...).
@@ -87,6 +91,8 @@ def simulate(scene, out_dir, seed, downscale, defects, header_only, n_exposures,
                     have = str(Table.read(manifest, format="ascii.ecsv").meta.get("scene", ""))
                     if have and have != scene.lower():
                         raise click.UsageError(f"{out_dir} holds scene {have!r}, not {scene!r}")
+            if proper_motion is not None:
+                raise click.UsageError("--proper-motion applies to a new scene; a new visit keeps the scene's motion")
             result = add_visit(out_dir, seed=seed, instrument=inst, detector=det, filter=filter_, progress=show)
             _summary(result, "added")
             return
@@ -94,7 +100,7 @@ def simulate(scene, out_dir, seed, downscale, defects, header_only, n_exposures,
             raise click.UsageError("--scene is required (or --new-visit to extend an existing scene)")
         result = simulate_scene(
             scene, out_dir, seed=0 if seed is None else seed, downscale=downscale, defects=defects,
-            header_only=header_only, progress=show, n_exposures=n_exposures,
+            header_only=header_only, progress=show, n_exposures=n_exposures, proper_motion=proper_motion,
         )
         _summary(result, "wrote")
     except (SimulationError, ValueError) as exc:

@@ -3,7 +3,8 @@
 Public API::
 
     simulate_scene(name, out_dir, *, seed=0, downscale=1, defects=(), header_only=False,
-                   progress=False, n_exposures=None) -> SceneResult
+                   progress=False, n_exposures=None, proper_motion=None,
+                   proper_motion_pa=45.0) -> SceneResult
     add_visit(out_dir, *, seed=None, instrument=None, detector=None, filter=None,
               n_exposures=2, exptime=None, progress=False) -> SceneResult
     SCENES, DEFECTS                 names of the scenes and of the optional defects
@@ -11,6 +12,8 @@ Public API::
     ExposureSpec, write_exposure    one custom exposure from a truth table
     make_truth, scene_plan          truth catalogues and visit plans of the scenes
     read_manifest(dir)              exposures.ecsv as a Table (empty strings, not masked)
+    positions_at(truth, mjd)        truth positions at a time (proper motions applied)
+    moving_positions(truth)         per-exposure positions of moving stars (truth.ecsv meta)
 
 Files look like the archive's ``<ipppssoot>_flt.fits`` / ``_flc.fits``: PRIMARY keywords,
 SCI/ERR/DQ per chip with the real chip sizes and layout, a TAN-SIP WCS that is the true
@@ -34,7 +37,7 @@ from mvmdb.simulate.scene import (
     scene_plan,
     simulate_scene,
 )
-from mvmdb.simulate.truth import flux_column, source_rates
+from mvmdb.simulate.truth import flux_column, moving_positions, positions_at, source_rates
 from mvmdb.simulate.writer import ExposureResult, ExposureSpec, write_exposure
 
 __all__ = [
@@ -53,6 +56,8 @@ __all__ = [
     "detector_model",
     "flux_column",
     "make_truth",
+    "moving_positions",
+    "positions_at",
     "read_manifest",
     "scene_plan",
     "simulate_scene",

@@ -30,6 +30,12 @@ Scenes (all deterministic in ``seed``):
   2004-2019; 10 exposures.
 * ``deep``: a CDF-S-like field with 63 overlapping exposures from 7 proposals over
   2002-2014 (ACS/WFC, ACS/HRC, ACS/SBC, WFC3/UVIS, WFC3/IR).
+* ``years``: one field (RA 150.1, Dec 2.2) and filter revisited over several calendar
+  years, for time-domain layers: WFC3/IR F160W in 2011 (two visits 3 weeks apart), 2013
+  and 2016, with SHORT (12.7 s), MED (102.9 s) and LONG (252.9 s) exposures
+  (:mod:`mvmdb.layersets`), plus ACS/WFC F814W in 2011 and 2016; 14 exposures, all
+  pointed within 5" of the field centre at rolls 20-290 deg. With ``proper_motion`` it
+  shows a moving star in each year layer.
 * ``bulk``: ``n_exposures`` (default 1000) exposures in 2-4 exposure visits spread over
   the whole sky (poles and RA 0 included), empty truth; meant for ``header_only=True``
   ingest benchmarks.
@@ -55,10 +61,11 @@ from astropy.table import Table
 
 from mvmdb.errors import MvmdbError
 from mvmdb.simulate.instruments import detector_model, focal_to_sky_matrix, offset_position, tan_deproject
-from mvmdb.simulate.truth import add_flux_columns, flux_column
+from mvmdb.simulate.motion import add_moving_star, record_positions
+from mvmdb.simulate.truth import add_flux_columns, flux_column, has_proper_motion
 from mvmdb.simulate.writer import ExposureSpec, mjd_to_datetime, stable_seed, write_exposure
 
-SCENES: tuple[str, ...] = ("pg1202", "ra0", "pole", "deep", "bulk")
+SCENES: tuple[str, ...] = ("pg1202", "ra0", "pole", "deep", "bulk", "years")
 DEFECTS: tuple[str, ...] = (
     "trail", "wcs_error", "grism", "moving_target", "gsfail", "spatial_scan", "charge_injection", "dark_target",
 )
@@ -339,6 +346,30 @@ def _deep() -> ScenePlan:
     return ScenePlan("deep", c, name, v, n_stars=800, n_galaxies=80)
 
 
+YEARS_FIELD = (150.1, 2.2)
+
+
+def _years() -> ScenePlan:
+    c = YEARS_FIELD
+    name = "YEARS-FIELD"
+    common = dict(targname=name, target_radec=c)
+    v = [
+        _plan(12440, "01", "WFC3", "IR", [("F160W", 252.9, 2), ("F160W", 12.7, 1)], _off(c, 0.0, 0.0), 20.0,
+              mjd(2011, 3, 10, 2.5), **common),
+        _plan(12440, "02", "ACS", "WFC", [("F814W", 500.0, 2)], _off(c, 2.0, -1.0), 22.0, mjd(2011, 3, 11, 6.0),
+              **common),
+        _plan(12440, "03", "WFC3", "IR", [("F160W", 102.9, 2)], _off(c, -3.0, 2.0), 45.0, mjd(2011, 4, 2, 12.0),
+              **common),
+        _plan(13297, "01", "WFC3", "IR", [("F160W", 252.9, 2)], _off(c, 4.0, 3.0), 160.0, mjd(2013, 5, 20, 8.0),
+              **common),
+        _plan(14450, "01", "WFC3", "IR", [("F160W", 252.9, 2), ("F160W", 12.7, 1)], _off(c, -2.0, -4.0), 290.0,
+              mjd(2016, 2, 8, 17.0), **common),
+        _plan(14450, "02", "ACS", "WFC", [("F814W", 500.0, 2)], _off(c, 1.0, 4.0), 288.0, mjd(2016, 2, 9, 3.0),
+              **common),
+    ]
+    return ScenePlan("years", c, name, v, truth_radius=150.0, n_stars=500, n_galaxies=30)
+
+
 _BULK_DETECTORS = [
     # (instrument, detector, weight, first MJD, last MJD, filters)
     ("ACS", "WFC", 0.35, mjd(2002, 4, 1), mjd(2024, 6, 1), ("F435W", "F606W", "F775W", "F814W", "F850LP")),
@@ -397,6 +428,8 @@ def scene_plan(name: str, seed: int = 0, n_exposures: int | None = None) -> Scen
         return _deep()
     if name == "bulk":
         return _bulk(seed, 1000 if n_exposures is None else int(n_exposures))
+    if name == "years":
+        return _years()
     raise SimulationError(f"unknown scene {name!r} (known: {', '.join(SCENES)})")
 
 
@@ -689,6 +722,8 @@ def simulate_scene(
     header_only: bool = False,
     progress: bool = False,
     n_exposures: int | None = None,
+    proper_motion: float | None = None,
+    proper_motion_pa: float = 45.0,
 ) -> SceneResult:
     """Write scene ``name`` into ``out_dir``: exposures, ``truth.ecsv``, ``exposures.ecsv``.
 
@@ -697,6 +732,12 @@ def simulate_scene(
     ``defects``: labels from :data:`DEFECTS`, optionally with a value
     (``'wcs_error:8'`` pixels, ``'grism:G800L'``).  ``n_exposures``: size of the ``bulk``
     scene (ignored by the others).  Existing files of the same names are overwritten.
+
+    ``proper_motion`` (mas/yr; None: no moving star, the scene as always): one more truth
+    star, bright and isolated, moving that fast towards ``proper_motion_pa`` (deg east of
+    north) from its position at the scene's first EXPSTART (:mod:`.motion`); each exposure
+    shows it at its mid-exposure position, listed in ``truth.ecsv`` (meta ``pm_positions``,
+    :func:`mvmdb.simulate.truth.moving_positions`). Other sources do not move.
     """
     t0 = time.perf_counter()
     if not 0 <= int(seed) < MAX_SEED:
@@ -713,6 +754,11 @@ def simulate_scene(
                            stable_seed(seed, plan.name, "truth"), plan.special)
     else:
         truth = empty_truth()
+    if proper_motion is not None:
+        if not (plan.n_stars or plan.n_galaxies):
+            raise SimulationError(f"scene {plan.name!r} has no sky truth to put a moving star in")
+        add_moving_star(truth, [s for s, _ in specs], plan.center, float(proper_motion), float(proper_motion_pa))
+        record_positions(truth, [s for s, _ in specs])
     add_flux_columns(truth, sorted({(s.model.key, s.filter.upper()): (s.model, s.filter_info)
                                     for s, _ in specs}.values(), key=lambda p: flux_column(*p)))
     truth.meta.update({"scene": plan.name, "seed": int(seed), "center_ra": plan.center[0],
@@ -803,7 +849,11 @@ def add_visit(
     for spec, _ in specs:
         if spec.rootname in existing:
             raise SimulationError(f"{spec.rootname} already exists in {out}")
-    if add_flux_columns(truth, [(det, det.filter(filt))]):
+    changed = bool(add_flux_columns(truth, [(det, det.filter(filt))]))
+    if has_proper_motion(truth):
+        record_positions(truth, [s for s, _ in specs])
+        changed = True
+    if changed:
         _write_ecsv(truth, truth_path)
     rows, paths = _write_specs(specs, truth, out, progress, f"add visit to {scene}")
     old_rows = [dict(zip(manifest.colnames, [row[c] for c in manifest.colnames])) for row in manifest]

@@ -7,7 +7,7 @@ column         unit    meaning
 =============  ======  ===============================================================
 id             --      integer, unique in the scene
 kind           --      ``star``, ``qso`` (point sources) or ``galaxy``
-ra, dec        deg     ICRS position (exact; no proper motion)
+ra, dec        deg     ICRS position (exact; at ``pm_epoch`` when the table has proper motions)
 mag            mag     AB magnitude at 6000 A
 color          mag     SED slope: ``m(lambda) = mag - color * log2(lambda / 6000 A)``
 r_eff          arcsec  galaxies: half-light radius along the major axis (0 for points)
@@ -17,6 +17,22 @@ pa             deg     galaxies: major-axis position angle, east of north
 flux_<key>     e-/s    count rate in one filter, ``key = <instr>_<det>_<filter>``
                        (``flux_acs_wfc_f775w``; counts/s for ACS/SBC), whole source
 =============  ======  ===============================================================
+
+Optional proper motions (only in scenes written with one, see
+:func:`mvmdb.simulate.simulate_scene`; the columns are then present on every row, 0 for
+sources that do not move):
+
+=============  ======  ===============================================================
+pm_ra          mas/yr  proper motion in RA times cos(Dec) (``pmra`` in Gaia's sense)
+pm_dec         mas/yr  proper motion in Dec
+pm_epoch       d       MJD at which ``ra``/``dec`` hold (the reference epoch)
+=============  ======  ===============================================================
+
+Motion is rectilinear in the tangent plane at (``ra``, ``dec``), Julian years of
+365.25 d, no parallax (:func:`positions_at`). Such a table's meta ``pm_positions`` lists
+each moving source's position per exposure: dicts with ``id``, ``ipppssoot``, ``mjd``
+(mid-exposure, EXPSTART + EXPTIME/2), ``ra``, ``dec`` (deg); :func:`moving_positions`
+reads it as a table.
 
 Only ``ra`` and ``dec`` are required by the renderer: it takes the rate from the
 ``flux_<key>`` column when present, else from a generic ``flux`` column (e-/s in every
@@ -30,9 +46,11 @@ import math
 import numpy as np
 from astropy.table import Table
 
-from mvmdb.simulate.instruments import DetectorModel, FilterInfo
+from mvmdb.simulate.instruments import DetectorModel, FilterInfo, tan_deproject
 
 REF_WAVELENGTH = 6000.0  # Angstrom
+JULIAN_YEAR_DAYS = 365.25
+PM_COLUMNS = ("pm_ra", "pm_dec", "pm_epoch")
 
 
 def flux_column(det: DetectorModel, filt: FilterInfo | str) -> str:
@@ -79,3 +97,44 @@ def add_flux_columns(truth: Table, pairs) -> list[str]:
         truth[col].description = f"count rate in {det.instrument}/{det.detector} {filt.name}"
         added.append(col)
     return added
+
+
+def has_proper_motion(truth: Table) -> bool:
+    """True when the table carries the proper-motion columns (``pm_ra``, ``pm_dec``, ``pm_epoch``)."""
+    return all(c in truth.colnames for c in PM_COLUMNS)
+
+
+def positions_at(truth: Table, mjd: float) -> tuple[np.ndarray, np.ndarray]:
+    """RA and Dec (deg) of every truth row at time ``mjd`` (MJD).
+
+    Without proper-motion columns (or for rows with zero motion) the ``ra``/``dec``
+    columns unchanged. A moving row is displaced by ``pm * (mjd - pm_epoch) / 365.25``
+    (mas) east and north in the tangent plane at its reference position.
+    """
+    ra = np.asarray(truth["ra"], float)
+    dec = np.asarray(truth["dec"], float)
+    if not has_proper_motion(truth):
+        return ra, dec
+    pm_ra = np.asarray(truth["pm_ra"], float)
+    pm_dec = np.asarray(truth["pm_dec"], float)
+    moving = np.flatnonzero((pm_ra != 0) | (pm_dec != 0))
+    if not moving.size:
+        return ra, dec
+    ra, dec = ra.copy(), dec.copy()
+    years = (float(mjd) - np.asarray(truth["pm_epoch"], float)) / JULIAN_YEAR_DAYS
+    for i in moving:  # a few rows: one tangent plane each
+        r, d = tan_deproject(pm_ra[i] * years[i] / 1000.0, pm_dec[i] * years[i] / 1000.0, ra[i], dec[i])
+        ra[i], dec[i] = float(r), float(d)
+    return ra, dec
+
+
+def moving_positions(truth: Table) -> Table:
+    """The per-exposure positions of moving sources (meta ``pm_positions``) as a table:
+    ``id``, ``ipppssoot``, ``mjd`` (mid-exposure), ``ra``, ``dec`` (deg); empty without any."""
+    rows = list(truth.meta.get("pm_positions", []) or [])
+    out = Table(rows=[(int(r["id"]), str(r["ipppssoot"]), float(r["mjd"]), float(r["ra"]), float(r["dec"]))
+                      for r in rows] or None, names=("id", "ipppssoot", "mjd", "ra", "dec"),
+                dtype=(np.int64, str, float, float, float))
+    out["ra"].unit = out["dec"].unit = "deg"
+    out["mjd"].unit = "d"
+    return out

@@ -37,7 +37,7 @@ from mvmdb.simulate.instruments import (
     tan_deproject,
     tan_project,
 )
-from mvmdb.simulate.truth import is_galaxy, source_rates
+from mvmdb.simulate.truth import is_galaxy, positions_at, source_rates
 
 MJD_EPOCH = _dt.datetime(1858, 11, 17)
 
@@ -694,8 +694,7 @@ def render_chip(
     w = _true_wcs(geom)
     smear = _smear(spec, det, filt, w, geom)
     if truth is not None and len(truth):
-        ra = np.asarray(truth["ra"], float)
-        dec = np.asarray(truth["dec"], float)
+        ra, dec = positions_at(truth, spec.expstart + t / 2.0 / 86400.0)  # proper motions: mid-exposure
         rates = source_rates(truth, det, filt)
         gal = is_galaxy(truth)
         margin = psf.radius + 2 + float(np.abs(smear).max())
