@@ -16,13 +16,15 @@ Resolution (both are supersets: a cell partly covered counts as covered):
   widened to whole cells, so at most ~1 s at either end.
 
 Times. MJD numbers are UTC (as HST's EXPSTART/EXPEND); ``astropy.time.Time`` values are taken
-as they are. mocpy stores times in TCB microseconds since JD 0 and converts by itself.
+as they are. mocpy converts ``Time`` values to its own time axis (microseconds, TCB) itself.
+mocpy and astropy are imported by the functions that need them (importing this module stays cheap).
 Angles are degrees (ICRS). Intervals are closed: an exposure ending at t1 was observed
 "between t1 and t2".
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -52,8 +54,6 @@ _MOC_TIME_MAX_ORDER = 61  # mocpy / IVOA MOC 2.0: time order 61 = 1 microsecond
 
 def space_resolution_arcsec(order: int = SPACE_ORDER) -> float:
     """Side of a HEALPix cell at ``order``, arcsec (sqrt of its area: 13 -> 25.8")."""
-    import math
-
     return math.sqrt(4 * math.pi / (12 * 4**order)) * 180 / math.pi * 3600
 
 
@@ -87,6 +87,9 @@ def stmoc_from_ranges(ranges: ArrayLike, owners: ArrayLike, t_start, t_end, *, t
     exposures); ``owners``: for each range row, the index (0-based) of its exposure in
     ``t_start``/``t_end`` (start and end of each exposure: MJD UTC or ``Time``). Exposures
     without ranges add nothing. Ranges finer than ``space_order`` are widened to its cells.
+
+    Cost: one spatial MOC per exposure, ~0.2 ms each (5,000 random 3' exposures in ~1 s on
+    the development machine); for millions of exposures build batches and ``union`` them.
     """
     from mocpy import MOC, STMOC
 
@@ -141,6 +144,7 @@ def observed(stmoc, ra: ArrayLike, dec: ArrayLike, t1, t2) -> np.ndarray:
     cells of the MOC's time order (see the module docstring). Returns a boolean array shaped
     like ``ra``.
     """
+    import astropy.units as u
     from mocpy import TimeMOC
 
     start, end = as_time(t1), as_time(t2)
@@ -153,7 +157,5 @@ def observed(stmoc, ra: ArrayLike, dec: ArrayLike, t1, t2) -> np.ndarray:
     time_order = stmoc.max_depth[0]
     tmoc = TimeMOC.from_time_ranges(start.reshape(-1), end.reshape(-1), order=time_order)
     sky = stmoc.query_by_time(tmoc)
-    import astropy.units as u
-
     inside = sky.contains_lonlat(ra.reshape(-1) * u.deg, dec.reshape(-1) * u.deg)
     return np.asarray(inside, bool).reshape(ra.shape)
