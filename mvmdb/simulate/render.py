@@ -273,7 +273,7 @@ def add_spikes(
     """Diffraction spikes: four arms at ``angle_deg`` + k 90 deg (detector frame, deg
     counter-clockwise from +x) on every star with more than ``min_counts`` e-.
 
-    Each arm runs from the PSF core out to ``L = min(max_length, 6 psf.fwhm
+    Each arm runs from the PSF core out to ``L = min(max_length, 15 psf.fwhm
     sqrt(counts / min_counts))`` file pixels, brightness falling as 1/r, and carries
     ``SPIKE_FRACTION / 4`` of the star's counts (added on top: the star keeps its own
     light).  The arms are drawn as chains of narrow PSF-core stamps 0.5 px apart.
@@ -285,7 +285,7 @@ def add_spikes(
     core = PSF(psf.fwhm, halo_fraction=0.0)
     xs, ys, ws = [], [], []
     for i in bright:  # a handful of bright stars
-        length = min(max_length, 6.0 * psf.fwhm * math.sqrt(counts[i] / min_counts))
+        length = min(max_length, 15.0 * psf.fwhm * math.sqrt(counts[i] / min_counts))
         r = np.arange(max(1.0, psf.fwhm), length, 0.5)
         if r.size == 0:
             continue
