@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mvmdb.qa.sources import BAD_DQ, find_peaks, work_image
+from mvmdb.qa.sources import BAD_DQ, find_peaks, weighted_first_moments, work_image
 
 THRESHOLD_MAS = 20.0
 SEARCH_ARCSEC = 2.0  # largest offset between two visits that is searched for
@@ -122,15 +122,8 @@ def _stack_centroids(stamps: np.ndarray, r: int, sigma: float, iterations: int =
     cx = np.full(n, float(r))
     cy = np.full(n, float(r))
     for _ in range(iterations):
-        dx = g[None, :] - cx[:, None]
-        dy = g[None, :] - cy[:, None]
-        w = np.exp(-0.5 * (dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / sigma**2)
-        sw = stamps * w
-        tot = sw.sum(axis=(1, 2))
+        sx, sy, tot, _ = weighted_first_moments(stamps, g[None, :] - cx[:, None], g[None, :] - cy[:, None], sigma)
         ok = tot > 0
-        safe = np.where(ok, tot, 1.0)
-        sx = (sw * dx[:, None, :]).sum(axis=(1, 2)) / safe
-        sy = (sw * dy[:, :, None]).sum(axis=(1, 2)) / safe
         cx = np.clip(cx + np.where(ok, np.clip(2.0 * sx, -1, 1), np.nan), 0, 2 * r)
         cy = np.clip(cy + np.where(ok, np.clip(2.0 * sy, -1, 1), np.nan), 0, 2 * r)
     return cx, cy

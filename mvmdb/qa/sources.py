@@ -196,6 +196,23 @@ def find_peaks(work: WorkImage, nsigma: float = 10.0, max_peaks: int = 2000) -> 
     return xb[order], yb[order], snr[order]
 
 
+def weighted_first_moments(stamps: np.ndarray, dx: np.ndarray, dy: np.ndarray, sigma: float):
+    """Gaussian-weighted first moments of a stack of stamps.
+
+    ``stamps``: (n, m, m) indexed [source, y, x]; ``dx``/``dy``: (n, m) pixel offsets of
+    the stamp columns/rows from each weight centre; ``sigma``: weight width (px).
+    Returns (sx, sy, total, weighted stamps): the mean offsets (0 where the weighted
+    total is not positive), the weighted totals and ``stamps * weight``.
+    """
+    w = np.exp(-0.5 * (dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / sigma**2)
+    sw = stamps * w
+    tot = sw.sum(axis=(1, 2))
+    safe = np.where(tot > 0, tot, 1.0)
+    sx = (sw * dx[:, None, :]).sum(axis=(1, 2)) / safe
+    sy = (sw * dy[:, :, None]).sum(axis=(1, 2)) / safe
+    return sx, sy, tot, sw
+
+
 def weighted_centroids(image: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: float, iterations: int = 3,
                        moments: bool = False):
     """Gaussian-weighted centroids (weight sigma ``sigma`` px) around (x, y), vectorised.
@@ -229,13 +246,9 @@ def weighted_centroids(image: np.ndarray, x: np.ndarray, y: np.ndarray, sigma: f
         stamp = np.where(inside, stamp, 0.0)
         dx = gx - x[:, None]
         dy = gy - y[:, None]
-        w = np.exp(-0.5 * (dy[:, :, None] ** 2 + dx[:, None, :] ** 2) / sigma**2)
-        sw = stamp * w
-        tot = sw.sum(axis=(1, 2))
+        sx, sy, tot, sw = weighted_first_moments(stamp, dx, dy, sigma)
         ok = tot > 0
         safe = np.where(ok, tot, 1.0)
-        sx = (sw * dx[:, None, :]).sum(axis=(1, 2)) / safe
-        sy = (sw * dy[:, :, None]).sum(axis=(1, 2)) / safe
         step_x = np.clip(np.where(ok, 2.0 * sx, 0.0), -1.0, 1.0)
         step_y = np.clip(np.where(ok, 2.0 * sy, 0.0), -1.0, 1.0)
         x += step_x
