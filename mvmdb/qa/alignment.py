@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from mvmdb.qa.sources import BAD_DQ, find_peaks, weighted_first_moments, work_image
+from mvmdb.qa.sources import BAD_DQ, WorkImage, find_peaks, weighted_first_moments, work_image
 
 THRESHOLD_MAS = 20.0
 SEARCH_ARCSEC = 2.0  # largest offset between two visits that is searched for
@@ -68,17 +68,20 @@ class VisitOffset:
 
 
 def exposure_sources(chips: Sequence[tuple[np.ndarray, np.ndarray | None]], pixel_scale: float,
-                     snr: float = SOURCE_SNR, max_sources: int = 2000) -> list[tuple[np.ndarray, np.ndarray]]:
+                     snr: float = SOURCE_SNR, max_sources: int = 2000,
+                     works: Sequence[WorkImage] | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """Centroids of compact sources per chip: [(x, y), ...] 0-based native pixels.
 
     Peaks of S/N >= ``snr`` on the working image (:mod:`mvmdb.qa.sources`; none near
     saturation or flagged pixels), centred on the native pixels with a Gaussian weight of
     :data:`CENTROID_SIGMA_ARCSEC` (at least 1 px).  Convert with the chip's header WCS
-    (``origin=0``) to sky positions for :func:`measure_alignment`.
+    (``origin=0``) to sky positions for :func:`measure_alignment`.  ``works``: the
+    chips' working images when already made (shared with the trail check).
     """
     out = []
-    for sci, dq in chips:
-        work = work_image(sci, dq, pixel_scale)
+    if works is None:
+        works = [work_image(sci, dq, pixel_scale) for sci, dq in chips]
+    for (sci, dq), work in zip(chips, works):
         xb, yb, _ = find_peaks(work, snr, max_sources)
         x0, y0 = work.to_native(xb, yb)
         img = np.asarray(sci, dtype=np.float32)

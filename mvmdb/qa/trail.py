@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mvmdb.qa.sources import find_peaks, weighted_centroids, work_image
+from mvmdb.qa.sources import WorkImage, find_peaks, weighted_centroids, work_image
 
 SHAPE_SNR = 15.0  # detection S/N of a peak whose shape is measured
 PROBE_ARCSEC = 0.35  # distance of the linearity probes from the centre
@@ -94,8 +94,7 @@ class _Objects:
 _FIELDS = ("chip", "x", "y", "elongated", "theta")
 
 
-def _measure_chip(sci: np.ndarray, dq: np.ndarray | None, pixel_scale: float, chip: int) -> _Objects:
-    work = work_image(sci, dq, pixel_scale)
+def _measure_chip(work: WorkImage, chip: int) -> _Objects:
     xb, yb, _ = find_peaks(work, SHAPE_SNR)
     empty = _Objects(*(np.zeros(0, t) for t in (int, float, float, bool, float)))
     if xb.size == 0:
@@ -172,14 +171,19 @@ def _subset(obj: _Objects, keep: np.ndarray) -> _Objects:
     return _Objects(*(getattr(obj, f)[keep] for f in _FIELDS))
 
 
-def detect_trail(chips: Sequence[tuple[np.ndarray, np.ndarray | None]], pixel_scale: float) -> TrailResult:
+def detect_trail(chips: Sequence[tuple[np.ndarray, np.ndarray | None]], pixel_scale: float,
+                 works: Sequence[WorkImage] | None = None) -> TrailResult:
     """Decide whether the point sources of one exposure are trailed.
 
     ``chips``: (SCI, DQ) per chip, 2-D arrays indexed [y, x] (DQ may be None);
     ``pixel_scale``: arcsec per native pixel (e.g. 0.05 for ACS/WFC, 0.04 WFC3/UVIS,
-    0.128 WFC3/IR, times the downscale of simulated exposures).
+    0.128 WFC3/IR, times the downscale of simulated exposures); ``works``: the chips'
+    working images when already made (:func:`mvmdb.qa.exposure.check_exposure` shares
+    them with the alignment sources).
     """
-    parts = [_measure_chip(sci, dq, pixel_scale, i) for i, (sci, dq) in enumerate(chips)]
+    if works is None:
+        works = [work_image(sci, dq, pixel_scale) for sci, dq in chips]
+    parts = [_measure_chip(work, i) for i, work in enumerate(works)]
     obj = _Objects(*(np.concatenate([getattr(p, f) for p in parts]) for f in _FIELDS))
     n_round = int(np.count_nonzero(~obj.elongated))
     n_lines, line_theta = _lines(_subset(obj, obj.elongated))

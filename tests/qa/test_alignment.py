@@ -87,3 +87,23 @@ def test_row_is_storable():
     row = VisitOffset("v1", 3.0, 4.0, 5.0, 0.1, 9, False, "aligned: 5 mas").row("jabc01xyq")
     assert row == {"ipppssoot": "jabc01xyq", "check": "alignment", "flagged": False, "value": 5.0,
                    "reason": "aligned: 5 mas"}
+
+
+def test_read_exposure_pixels_reads_what_the_simulator_wrote(tmp_path):
+    from mvmdb.fitsio.pixels import PixelsError, read_exposure_pixels
+    from mvmdb.simulate import ExposureSpec, write_exposure
+
+    truth = truth_table(57, n_stars=50)
+    spec = ExposureSpec("ACS", "WFC", "F814W", CENTRE[0], CENTRE[1], downscale=16, seed=57, ipppssoot="jtpx01a1q")
+    _, chips = render(truth, seed=57, downscale=16, root="jtpx01a1q", orientat=0.0)
+    path = write_exposure(spec, truth, tmp_path).path
+    read = read_exposure_pixels(path)
+    assert [c.extver for c in read] == [1, 2]
+    for r, c in zip(read, chips):
+        np.testing.assert_array_equal(r.sci, c.sci)
+        np.testing.assert_array_equal(r.dq, c.dq)
+        assert r.pixel_scale == pytest.approx(c.pixel_scale, rel=1e-6)  # area-equivalent scale of the chip
+        assert r.wcsname.endswith("FIT_SVM_GAIAeDR3")
+    header_only = write_exposure(ExposureSpec("ACS", "WFC", "F814W", 1.0, 2.0, header_only=True), None, tmp_path)
+    with pytest.raises(PixelsError, match="no pixels"):
+        read_exposure_pixels(header_only.path)

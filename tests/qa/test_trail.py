@@ -66,3 +66,16 @@ def test_dq_is_optional_and_empty_sky_is_unchecked():
 def test_result_row_is_storable():
     row = TrailResult(True, 0.9, "trailed: x", 10, 9, 45.0).row("jabc01xyq")
     assert row == {"ipppssoot": "jabc01xyq", "check": "trail", "flagged": True, "value": 0.9, "reason": "trailed: x"}
+
+
+def test_check_exposure_shares_one_pass(ordinary_truth):
+    from mvmdb.qa.alignment import exposure_sources
+    from mvmdb.qa.exposure import check_exposure
+
+    _, chips = render(ordinary_truth, seed=36, trail=(1.5, 70.0))
+    pairs = [(c.sci, c.dq) for c in chips]
+    both = check_exposure(pairs, chips[0].pixel_scale)
+    assert both.trail == detect_trail(pairs, chips[0].pixel_scale) and both.trail.flagged
+    for (x1, y1), (x2, y2) in zip(both.sources, exposure_sources(pairs, chips[0].pixel_scale)):
+        np.testing.assert_array_equal(x1, x2)
+        np.testing.assert_array_equal(y1, y2)
