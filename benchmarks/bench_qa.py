@@ -283,7 +283,8 @@ def main() -> int:
     if not args.skip_timing:
         tp = throughput(args)
         print(f"| qa throughput, full-size ACS/WFC ({tp['n']} chips of {tp['shape'][1]} x {tp['shape'][0]}): "
-              f"read + check_exposure (trail + alignment sources) | {args.repeat} runs | wall min {min(tp['wall']):.2f} s, "
+              f"read + check_exposure (trail + alignment sources) | {args.repeat} runs | "
+              f"wall min {min(tp['wall']):.2f} s, "
               f"median {np.median(tp['wall']):.2f} s; CPU min {min(tp['cpu']):.2f} s | <= 0.5 s |")
         print(f"|   of which trail check only | | wall min {min(tp['trail_wall']):.2f} s, CPU min "
               f"{min(tp['trail_cpu']):.2f} s | |")

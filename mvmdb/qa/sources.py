@@ -46,7 +46,8 @@ class WorkImage:
 
     ``resid``: background-subtracted bins (file units per native pixel, float32);
     ``smooth``: ``resid`` smoothed (SMOOTH_SIGMA_BINS); ``noise``: robust sigma of
-    ``smooth``; ``detect``/``detect_noise``: smoothed with DETECT_SIGMA_BINS and its noise; ``bin``: native pixels per bin side; ``scale``: arcsec per bin;
+    ``smooth``; ``detect``/``detect_noise``: smoothed with DETECT_SIGMA_BINS and its
+    noise; ``bin``: native pixels per bin side; ``scale``: arcsec per bin;
     ``excluded``: bins where no source is measured (bad, near saturation, edges).
     Bin (i, j) covers native pixels ``b*i .. b*i + b - 1``; its centre is native
     ``b*i + (b - 1)/2``.
@@ -168,7 +169,8 @@ def work_image(sci: np.ndarray, dq: np.ndarray | None, pixel_scale: float) -> Wo
     return WorkImage(resid, smooth, noise, detect, detect_noise, b, scale, excluded)
 
 
-def find_peaks(work: WorkImage, nsigma: float = 10.0, max_peaks: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def find_peaks(work: WorkImage, nsigma: float = 10.0,
+               max_peaks: int = 2000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Local maxima of ``work.detect`` above ``nsigma`` noise outside the excluded bins,
     each the brightest within PEAK_SEPARATION_ARCSEC.
 

@@ -438,7 +438,8 @@ def make_truth(
     kinds = ["star"] * n_stars + ["galaxy"] * n_galaxies
     mag = np.concatenate([star_mag, rng.uniform(19.0, 24.0, n_galaxies)])
     color = np.concatenate([rng.uniform(-0.3, 1.5, n_stars), rng.uniform(0.3, 1.8, n_galaxies)])
-    r_eff = np.concatenate([np.zeros(n_stars), np.exp(rng.uniform(math.log(r_eff_range[0]), math.log(r_eff_range[1]), n_galaxies))])
+    log_r = rng.uniform(math.log(r_eff_range[0]), math.log(r_eff_range[1]), n_galaxies)
+    r_eff = np.concatenate([np.zeros(n_stars), np.exp(log_r)])
     sersic = np.concatenate([np.zeros(n_stars), rng.uniform(0.5, 4.0, n_galaxies)])
     q = np.concatenate([np.ones(n_stars), rng.uniform(0.3, 1.0, n_galaxies)])
     pa = np.concatenate([np.zeros(n_stars), rng.uniform(0.0, 180.0, n_galaxies)])
