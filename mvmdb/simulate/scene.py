@@ -481,7 +481,9 @@ HARD_CASES: dict[str, dict] = {
     "cosmic_rays": {"cr_factor": 4.0, "cr_flag": 0},
 }
 """The ``hard_cases`` defect: one clean (usable, untrailed) exposure per entry, each with
-the artifacts that fool trail detectors (ExposureSpec overrides)."""
+the artifacts that fool trail detectors (ExposureSpec overrides).  Spikes and bleeds
+appear only on stars that saturate: the full well per file pixel grows as K^2, so at
+``downscale`` K > 1 a scene needs bright stars (mag <~ 13, e.g. ``special`` truth rows)."""
 
 
 def _trail_value(value: str | None, default_pa: float) -> tuple[float, float]:
