@@ -31,6 +31,7 @@ SUITE = [
     ("bench_process.py", [], ["--jobs", "4", "--repeat", "1"]),
     ("bench_simulate.py", [], ["--bulk", "500"]),
     ("bench_demo.py", [], ["--downscale", "4"]),
+    ("bench_qa.py", [], ["--quick"]),
 ]
 
 

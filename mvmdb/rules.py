@@ -60,6 +60,8 @@ __all__ = [
     "layer_filetype",
     "product_filename",
     "is_ipppssoot",
+    "WCS_FAMILIES",
+    "wcs_family",
 ]
 
 INSTRUMENTS = ("ACS", "WFC3", "WFPC2")
@@ -445,3 +447,36 @@ _IPPPSSOOT_RE = re.compile(r"^[a-z0-9]{9}$")
 def is_ipppssoot(name: str) -> bool:
     """True for a 9-character lower-case alphanumeric pipeline rootname (``ib4606c5q``)."""
     return bool(_IPPPSSOOT_RE.match(str(name)))
+
+
+WCS_FAMILIES = ("gaia-fit", "a-priori", "pipeline-default", "other")
+"""The WCS solution families of :func:`wcs_family`, from best to least absolute astrometry
+(``other``: a name none of the archive's patterns matches, e.g. a user's own tweak)."""
+
+_WCS_FIT_RE = re.compile(r"(^|-)FIT_(IMG|REL|SVM|EVM)_[A-Z0-9]+$|(^|-)FIT_[A-Z]+_GAIA", re.IGNORECASE)
+_WCS_APRIORI_RE = re.compile(r"^IDC_[A-Z0-9]+-(GSC\d+|HSC\d+|GAIA[A-Z0-9]*)$", re.IGNORECASE)
+_WCS_DEFAULT_RE = re.compile(r"^(IDC_[A-Z0-9]+|OPUS|OPUS_[A-Z0-9_]*|DEFAULT)$", re.IGNORECASE)
+
+
+def wcs_family(wcsname: str | None) -> str:
+    """The solution family of an exposure's active WCS from its WCSNAME.
+
+    * ``gaia-fit``: aligned a posteriori to an absolute catalog (Gaia in practice):
+      ``IDC_<idctab>-FIT_<IMG|REL|SVM|EVM>_<catalog>``, e.g. ``IDC_4bb1536cj-FIT_IMG_GAIAeDR3``,
+      ``IDC_2731450pi-FIT_REL_GAIADR2``, ``IDC_w3m18525i-FIT_SVM_GAIAeDR3``;
+    * ``a-priori``: the pipeline's catalog-corrected pointing, no fit to sources:
+      ``IDC_<idctab>-GSC240``, ``IDC_<idctab>-HSC30``, ``IDC_<idctab>-GSC242``;
+    * ``pipeline-default``: the distortion-corrected guide-star pointing only:
+      ``IDC_<idctab>``, ``OPUS``, ``DEFAULT``, or no WCSNAME at all (None or blank);
+    * ``other``: anything else (a user's own tweak, e.g. ``TWEAK_1``).
+
+    Case-insensitive, surrounding blanks ignored.
+    """
+    name = "" if wcsname is None else str(wcsname).strip()
+    if not name or _WCS_DEFAULT_RE.match(name):
+        return "pipeline-default"
+    if _WCS_FIT_RE.search(name):
+        return "gaia-fit"
+    if _WCS_APRIORI_RE.match(name):
+        return "a-priori"
+    return "other"

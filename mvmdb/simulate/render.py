@@ -252,3 +252,123 @@ def noisy(mean_e: np.ndarray, read_noise: float, rng: np.random.Generator) -> np
     if read_noise > 0:
         out += rng.normal(0.0, read_noise, mean_e.shape)
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# artifacts that fool trail detectors (off by default; see ExposureSpec.artifacts)
+
+SPIKE_FRACTION = 0.04  # share of a bright star's light in its four diffraction spikes
+
+
+def add_spikes(
+    image: np.ndarray,
+    x: np.ndarray,
+    y: np.ndarray,
+    counts: np.ndarray,
+    psf: PSF,
+    angle_deg: float,
+    min_counts: float,
+    max_length: float,
+) -> int:
+    """Diffraction spikes: four arms at ``angle_deg`` + k 90 deg (detector frame, deg
+    counter-clockwise from +x) on every star with more than ``min_counts`` e-.
+
+    Each arm runs from the PSF core out to ``L = min(max_length, 15 psf.fwhm
+    sqrt(counts / min_counts))`` file pixels, brightness falling as 1/r, and carries
+    ``SPIKE_FRACTION / 4`` of the star's counts (added on top: the star keeps its own
+    light).  The arms are drawn as chains of narrow PSF-core stamps 0.5 px apart.
+    Returns the number of stars that got spikes.
+    """
+    bright = np.flatnonzero(np.asarray(counts) > min_counts)
+    if bright.size == 0:
+        return 0
+    core = PSF(psf.fwhm, halo_fraction=0.0)
+    xs, ys, ws = [], [], []
+    for i in bright:  # a handful of bright stars
+        length = min(max_length, 15.0 * psf.fwhm * math.sqrt(counts[i] / min_counts))
+        r = np.arange(max(1.0, psf.fwhm), length, 0.5)
+        if r.size == 0:
+            continue
+        w = 1.0 / r
+        w *= counts[i] * SPIKE_FRACTION / 4.0 / w.sum()
+        for k in range(4):
+            t = math.radians(angle_deg + 90.0 * k)
+            xs.append(x[i] + r * math.cos(t))
+            ys.append(y[i] + r * math.sin(t))
+            ws.append(w)
+    if xs:
+        add_point_sources(image, np.concatenate(xs), np.concatenate(ys), np.concatenate(ws), core)
+    return int(bright.size)
+
+
+def bleed_mask(level: np.ndarray, full_well: float) -> np.ndarray:
+    """Pixels saturated by ``level`` (noiseless e-) including bleed along the columns.
+
+    Charge above the full well of a saturated region flows up and down its columns
+    (CCD bleeding): per column, ``ceil(excess / full_well)`` more pixels fill, split
+    evenly above and below the region.  Loops over saturated regions (a handful of
+    bright stars); each region is vectorised over its columns.
+    """
+    sat = level > full_well
+    lab, n = ndimage.label(sat)
+    if n == 0:
+        return sat
+    mask = sat.copy()
+    ny = level.shape[0]
+    rows = np.arange(ny)[:, None]
+    for i, sl in enumerate(ndimage.find_objects(lab), start=1):
+        cols = sl[1]
+        region = lab[:, cols] == i
+        excess = np.where(region, level[:, cols] - full_well, 0.0).sum(axis=0)
+        extra = np.ceil(excess / full_well).astype(np.int64)
+        has = region.any(axis=0)
+        top = np.where(has, ny - 1 - np.argmax(region[::-1], axis=0), -1)
+        bot = np.where(has, np.argmax(region, axis=0), ny)
+        up = (extra + 1) // 2
+        down = extra // 2
+        grow = ((rows > top) & (rows <= top + up)) | ((rows < bot) & (rows >= bot - down))
+        mask[:, cols] |= grow & has
+    return mask
+
+
+def cte_tails(signal: np.ndarray, toward_plus_y: bool, strength: float, scale_px: float) -> np.ndarray:
+    """Charge-transfer-inefficiency tails: a fraction of each pixel's charge trails behind it.
+
+    The fraction grows linearly with the number of transfers, from 0 next to the serial
+    register to ``strength`` at the far edge; the deferred charge is released into the
+    following pixels (away from the register, +y when ``toward_plus_y``) with an
+    exponential profile of scale ``scale_px`` file pixels.  Flux is conserved.
+    Vectorised with a first-order recursive filter along the columns.
+    """
+    from scipy.signal import lfilter
+
+    ny = signal.shape[0]
+    dist = (np.arange(ny) + 0.5) / ny
+    if not toward_plus_y:
+        dist = dist[::-1]
+    deferred = signal * (strength * dist)[:, None]
+    r = math.exp(-1.0 / max(scale_px, 0.3))
+    src = deferred if toward_plus_y else deferred[::-1]
+    tail = lfilter([0.0, 1.0 - r], [1.0, -r], src, axis=0)
+    if not toward_plus_y:
+        tail = tail[::-1]
+    return signal - deferred + tail
+
+
+def add_satellite(image: np.ndarray, rng: np.random.Generator, psf: PSF, e_per_px: float) -> tuple[float, float, float]:
+    """A satellite (or asteroid) streak: a straight line crossing the whole chip.
+
+    The line passes through a random point of the chip at a random angle; ``e_per_px``
+    e- per file pixel of length, drawn with the PSF core.  Returns (x0, y0, angle deg)
+    of the line (0-based point on it, angle counter-clockwise from +x).
+    """
+    ny, nx = image.shape
+    x0, y0 = rng.uniform(0, nx - 1), rng.uniform(0, ny - 1)
+    ang = rng.uniform(0.0, 180.0)
+    half = math.hypot(nx, ny)
+    s = np.arange(-half, half, 0.5)
+    xs = x0 + s * math.cos(math.radians(ang))
+    ys = y0 + s * math.sin(math.radians(ang))
+    ok = (xs > -5) & (xs < nx + 5) & (ys > -5) & (ys < ny + 5)
+    add_point_sources(image, xs[ok], ys[ok], np.full(int(ok.sum()), 0.5 * e_per_px), PSF(psf.fwhm, halo_fraction=0.0))
+    return float(x0), float(y0), float(ang)

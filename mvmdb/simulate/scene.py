@@ -41,8 +41,13 @@ Scenes (all deterministic in ``seed``):
   ingest benchmarks.
 
 Defects (off by default; each adds exposures, the clean ones stay byte-identical):
-``trail`` (guide-star lock lost: sources smeared 4" along a line), ``wcs_error[:N]``
-(a 2-exposure visit whose header WCS is off by N file pixels, default 5), ``grism[:G]``
+``trail[:LEN[:PA]]`` (guide-star lock lost: sources smeared LEN arcsec, default 4, along
+position angle PA, deg E of N, default random), ``wcs_error[:N[:ANGLE]]`` (a 2-exposure
+visit whose header WCS is off by N file pixels, default 5, along ANGLE deg from +x,
+default 30; :func:`mvmdb.simulate.writer.wcs_error_offset_mas` gives the offset on the
+sky), ``hard_cases`` (one usable, untrailed exposure per :data:`HARD_CASES` entry:
+diffraction spikes with saturation bleeds, CTE tails, a satellite streak, 4x the cosmic
+rays left unflagged; labels ``hard_case:<name>``), ``grism[:G]``
 (a direct image plus a G141 / G102 / G800L exposure), ``moving_target`` (MTFLAG='T',
 stars trailed), ``gsfail`` (QUALITY='GSFAIL'), ``spatial_scan`` (SCAN_TYP='C'),
 ``charge_injection`` (CHINJECT='LINE17'), ``dark_target`` (TARGNAME='DARK').
@@ -68,6 +73,7 @@ from mvmdb.simulate.writer import ExposureSpec, mjd_to_datetime, stable_seed, wr
 SCENES: tuple[str, ...] = ("pg1202", "ra0", "pole", "deep", "bulk", "years")
 DEFECTS: tuple[str, ...] = (
     "trail", "wcs_error", "grism", "moving_target", "gsfail", "spatial_scan", "charge_injection", "dark_target",
+    "hard_cases",
 )
 TRUTH_FILE = "truth.ecsv"
 MANIFEST_FILE = "exposures.ecsv"
@@ -444,12 +450,15 @@ def make_truth(
     n_galaxies: int,
     seed: int,
     special: list[dict] | tuple = (),
+    r_eff_range: tuple[float, float] = (0.2, 1.5),
 ) -> Table:
     """A deterministic truth table of stars and galaxies in a disc (radius in arcsec).
 
     Star magnitudes (AB at 6000 A) follow N(<m) ~ 10^(0.15 m) over 16.5-26.5 and colours
-    -0.3..1.5; galaxies have 19-24 mag, r_eff 0.2-1.5", Sersic n 0.5-4, b/a 0.3-1.
-    ``special`` rows (dicts with ra, dec, mag, color, kind) come first.
+    -0.3..1.5; galaxies have 19-24 mag, r_eff in ``r_eff_range`` (arcsec, log-uniform,
+    default 0.2-1.5), Sersic n 0.5-4, b/a 0.3-1.  ``special`` rows (dicts with ra, dec,
+    mag, color, kind) come first.  Dense star fields and extended galaxies (hard cases
+    for trail detection) are ``n_stars`` in the tens of thousands and a wider range.
     """
     rng = np.random.default_rng(seed)
     n = n_stars + n_galaxies
@@ -462,7 +471,8 @@ def make_truth(
     kinds = ["star"] * n_stars + ["galaxy"] * n_galaxies
     mag = np.concatenate([star_mag, rng.uniform(19.0, 24.0, n_galaxies)])
     color = np.concatenate([rng.uniform(-0.3, 1.5, n_stars), rng.uniform(0.3, 1.8, n_galaxies)])
-    r_eff = np.concatenate([np.zeros(n_stars), np.exp(rng.uniform(math.log(0.2), math.log(1.5), n_galaxies))])
+    log_r = rng.uniform(math.log(r_eff_range[0]), math.log(r_eff_range[1]), n_galaxies)
+    r_eff = np.concatenate([np.zeros(n_stars), np.exp(log_r)])
     sersic = np.concatenate([np.zeros(n_stars), rng.uniform(0.5, 4.0, n_galaxies)])
     q = np.concatenate([np.ones(n_stars), rng.uniform(0.3, 1.0, n_galaxies)])
     pa = np.concatenate([np.zeros(n_stars), rng.uniform(0.0, 180.0, n_galaxies)])
@@ -497,6 +507,31 @@ def empty_truth() -> Table:
 # defects
 
 
+HARD_CASES: dict[str, dict] = {
+    "spikes_bleed": {"artifacts": ("spikes", "bleed")},
+    "cte": {"artifacts": ("cte",)},
+    "satellite": {"artifacts": ("satellite",)},
+    "cosmic_rays": {"cr_factor": 4.0, "cr_flag": 0},
+}
+"""The ``hard_cases`` defect: one clean (usable, untrailed) exposure per entry, each with
+the artifacts that fool trail detectors (ExposureSpec overrides).  Spikes and bleeds
+appear only on stars that saturate: the full well per file pixel grows as K^2, so at
+``downscale`` K > 1 a scene needs bright stars (mag <~ 13, e.g. ``special`` truth rows)."""
+
+
+def _trail_value(value: str | None, default_pa: float) -> tuple[float, float]:
+    """``'LEN'`` or ``'LEN:PA'`` of the ``trail`` defect -> (length arcsec, PA deg E of N)."""
+    length_text, _, pa_text = (value or "").partition(":")
+    try:
+        length = float(length_text) if length_text else 4.0
+        pa = float(pa_text) if pa_text else default_pa
+    except ValueError:
+        raise SimulationError(f"trail defect takes LEN[:PA] in arcsec and degrees, not {value!r}") from None
+    if not (math.isfinite(length) and length > 0 and math.isfinite(pa)):
+        raise SimulationError(f"trail length must be > 0 arcsec, not {value!r}")
+    return length, pa
+
+
 def parse_defects(defects) -> list[tuple[str, str | None]]:
     """``('trail', 'wcs_error:8')`` -> ``[('trail', None), ('wcs_error', '8')]`` (validated)."""
     out = []
@@ -522,12 +557,19 @@ def defect_visits(plan: ScenePlan, defects, seed: int) -> list[VisitPlan]:
         first_filter = base.exposures[0][0]
         if name == "trail":
             pa = float(np.round(rng.uniform(0.0, 180.0), 2))
+            length, pa = _trail_value(value, pa)
             v = _plan(base.proposid, obset, base.instrument, base.detector, [(first_filter, 400.0, 1)], base.target,
-                      base.orientat + 3.0, start, overrides={"trail": (4.0, pa)}, labels=("trail",),
+                      base.orientat + 3.0, start, overrides={"trail": (length, pa)}, labels=("trail",),
                       expected_exclusion="guiding", **common)
+        elif name == "hard_cases":
+            blocks = [(first_filter, 400.0, 1) for _ in HARD_CASES]
+            v = _plan(base.proposid, obset, base.instrument, base.detector, blocks, base.target, base.orientat + 1.0,
+                      start, block_overrides={b: dict(kw) for b, (_, kw) in enumerate(HARD_CASES.items())},
+                      block_labels={b: (f"hard_case:{hc}",) for b, hc in enumerate(HARD_CASES)}, **common)
         elif name == "wcs_error":
-            npx = float(value) if value else 5.0
-            ang = math.radians(30.0)
+            npx_text, _, ang_text = (value or "").partition(":")
+            npx = float(npx_text) if npx_text else 5.0
+            ang = math.radians(float(ang_text) if ang_text else 30.0)
             err = (round(npx * math.cos(ang), 6), round(npx * math.sin(ang), 6))
             det = detector_model(base.instrument, base.detector)
             v = _plan(base.proposid, obset, base.instrument, base.detector, [(first_filter, 400.0, 2)], base.target,

@@ -41,6 +41,11 @@ from mvmdb.simulate.truth import is_galaxy, positions_at, source_rates
 
 MJD_EPOCH = _dt.datetime(1858, 11, 17)
 
+ARTIFACTS: tuple[str, ...] = ("spikes", "bleed", "cte", "satellite")
+"""Optional pixel artifacts of :class:`ExposureSpec` (see its docstring)."""
+CTE_STRENGTH = 0.30  # charge fraction deferred at the far edge of a chip
+CTE_SCALE_NATIVE_PX = 3.0  # e-folding length of the tail, native pixels
+
 # First-order trace of the dispersers: (start, length) in native pixels along +x.
 DISPERSION = {"G141": (20.0, 140.0), "G102": (20.0, 160.0), "G800L": (60.0, 130.0), "G280": (100.0, 200.0),
               "PR200L": (10.0, 60.0), "PR110L": (10.0, 60.0)}
@@ -94,6 +99,13 @@ class ExposureSpec:
     get OBSTYPE='SPECTROSCOPIC' and first-order traces.  ``keywords`` overrides or adds
     PRIMARY keywords (e.g. ``{'SCAN_TYP': 'C'}``); ``labels`` go to the manifest.
 
+    Artifacts that fool trail detectors (:data:`ARTIFACTS`, none by default, so default
+    files stay byte-identical): ``spikes`` (diffraction spikes on stars that saturate),
+    ``bleed`` (CCD saturation bleeding along columns, flagged 256), ``cte`` (CTE tails
+    away from the serial register, up to 30% of the charge at the far edge),
+    ``satellite`` (a bright streak across every chip); ``cr_factor`` multiplies the
+    cosmic-ray rate (with ``cr_flag=0`` the hits are left unflagged, the hard case).
+
     Rendering: ``psf_fwhm`` is the PSF core FWHM in file pixels (None: diffraction at
     PHOTPLAM plus detector blur, divided by K, at least 1.5 px when K > 1); ``seed``
     seeds every random stream together with the ipppssoot.
@@ -140,6 +152,8 @@ class ExposureSpec:
     keywords: dict = field(default_factory=dict)
     labels: tuple[str, ...] = ()
     scene: str = ""
+    artifacts: tuple[str, ...] = ()
+    cr_factor: float = 1.0
 
     @property
     def model(self) -> DetectorModel:
@@ -151,6 +165,9 @@ class ExposureSpec:
 
     def __post_init__(self) -> None:
         det = self.model  # validates instrument/detector
+        unknown = set(self.artifacts) - set(ARTIFACTS)
+        if unknown:
+            raise ValueError(f"unknown artifacts {sorted(unknown)} (known: {', '.join(ARTIFACTS)})")
         self.model.filter(self.filter)  # validates the filter
         if self.ipppssoot is None:
             # deterministic default from the pointing, time and filter: i/j + 'zz' + 5 + 'q'
@@ -693,6 +710,7 @@ def render_chip(
     signal = np.zeros(shape)
     w = _true_wcs(geom)
     smear = _smear(spec, det, filt, w, geom)
+    art = set(spec.artifacts)
     if truth is not None and len(truth):
         ra, dec = positions_at(truth, spec.expstart + t / 2.0 / 86400.0)  # proper motions: mid-exposure
         rates = source_rates(truth, det, filt)
@@ -706,6 +724,10 @@ def render_chip(
             ys = (y[point][:, None] + smear[None, :, 1]).ravel()
             cs = np.repeat(counts[point] / smear.shape[0], smear.shape[0])
             render.add_point_sources(signal, xs, ys, cs, psf)
+            if "spikes" in art and det.full_well > 0:
+                angle = (45.0 + det.theta_minus_pav3) % 90.0
+                render.add_spikes(signal, x[point], y[point], counts[point], psf, angle,
+                                  0.5 * det.full_well * k * k / 0.15, 600.0 / k)
         for j in np.flatnonzero(~point):
             row = truth[int(idx[j])]
             pj = _pixel_jacobian(w, float(row["ra"]), float(row["dec"]))
@@ -715,9 +737,18 @@ def render_chip(
                     signal, x[j] + dx, y[j] + dy, counts[j] / smear.shape[0], sky_per_px,
                     float(row["r_eff"]), float(row["sersic_n"]), float(row["axis_ratio"]), float(row["pa"]), psf,
                 )
+    if "satellite" in art:
+        srng = np.random.default_rng(stable_seed(spec.seed, spec.rootname, geom.chip.extver, "satellite"))
+        render.add_satellite(signal, srng, psf, float(srng.uniform(300.0, 3000.0)) * k)
+    if "cte" in art and det.ccd:
+        signal = render.cte_tails(signal, geom.chip.extver == 1, CTE_STRENGTH, CTE_SCALE_NATIVE_PX / k)
     dark_e = det.dark * k * k * t
     full = det.full_well * k * k
     saturated = signal + sky_e > full if det.full_well > 0 else None  # decided on the noiseless signal
+    bleed = None
+    if "bleed" in art and saturated is not None and det.ccd and not det.per_second:
+        bleed = render.bleed_mask(signal + sky_e, full)
+        saturated = bleed
     mean = signal
     mean += sky_e + dark_e
     dq = np.zeros(shape, np.int16)
@@ -734,7 +765,7 @@ def render_chip(
         value[defects.bad] *= 0.1
     n_cr = 0
     if spec.cosmic_rays and det.cr_rate > 0:
-        n_events = int(rng.poisson(det.cr_rate * geom.nx * geom.ny * t))
+        n_events = int(rng.poisson(det.cr_rate * spec.cr_factor * geom.nx * geom.ny * t))
         crs = render.cosmic_rays(shape, n_events, det.cr_length / k, rng)
         n_cr = crs.n_events
         if not det.per_second:  # CCDs keep the charge; IR ramp fitting removes it
@@ -747,6 +778,8 @@ def render_chip(
         else:
             over = saturated | (value > full)
             np.minimum(value, full, out=value, where=over)
+            if bleed is not None:
+                value[bleed] = full
             dq[over] |= int(DQ.SATURATED)
     # ERR as the pipeline computes it: shot noise of everything collected (the dark
     # included, though it was subtracted) plus read noise.
@@ -792,6 +825,90 @@ def sky_levels(spec: ExposureSpec, rng: np.random.Generator) -> list[float]:
     return levels
 
 
+@dataclass
+class _Prepared:
+    """What every chip of an exposure shares: CR flag, sky per chip, PSF, chip geometries."""
+
+    cr_flag: int
+    skies: list[float]
+    fwhm: float
+    psf: render.PSF
+    year: int
+    geoms: list[ChipGeometry]
+
+
+def _prepare(spec: ExposureSpec) -> _Prepared:
+    det = spec.model
+    if spec.downscale < 1 or int(spec.downscale) != spec.downscale:
+        raise ValueError("downscale must be a positive integer")
+    cr_flag = default_cr_flag(det) if spec.cr_flag is None else int(spec.cr_flag)
+    skies = sky_levels(spec, np.random.default_rng(stable_seed(spec.seed, spec.rootname, "sky")))
+    fwhm = spec.psf_fwhm or psf_fwhm_pixels(det, spec.filter_info, spec.downscale)
+    geoms = [chip_geometry(det, c, spec.ra, spec.dec, spec.orientat, spec.downscale) for c in det.chips]
+    return _Prepared(cr_flag, skies, fwhm, render.PSF(fwhm), mjd_to_datetime(spec.expstart).year, geoms)
+
+
+def _render_pixels(spec: ExposureSpec, truth: Table | None, prep: _Prepared, geom: ChipGeometry, sky: float):
+    """(sci, err, dq, n_cr) of one chip, from its own seeded random streams."""
+    det = spec.model
+    sky_e = sky * spec.exptime if det.per_second else sky
+    rng = np.random.default_rng(stable_seed(spec.seed, spec.rootname, geom.chip.extver))
+    drng = np.random.default_rng(stable_seed(spec.seed, det.instrument, det.detector, geom.chip.extver, prep.year))
+    return render_chip(spec, geom, truth, sky_e, prep.psf, rng, drng, prep.cr_flag)
+
+
+def header_crpix(spec: ExposureSpec, geom: ChipGeometry) -> tuple[float, float]:
+    """CRPIX (1-based) written in the header: the true one plus ``spec.wcs_error``."""
+    return (geom.crpix[0] + spec.wcs_error[0], geom.crpix[1] + spec.wcs_error[1])
+
+
+def wcs_error_offset_mas(spec: ExposureSpec) -> tuple[float, float]:
+    """Truth of the ``wcs_error`` defect on the sky: (east, north) milliarcseconds.
+
+    The sky position that the *header* WCS gives a source minus its true position, at
+    the centre of the first chip (tangent plane at the true position; the offset is
+    the same over the chip to < 0.1% since the error is a CRPIX shift).  (0, 0) for a
+    correct header.  Every exposure of a ``wcs_error`` visit has the same error in
+    pixels, so this is the visit's offset from the rest of the layer.
+    """
+    det = spec.model
+    geom = chip_geometry(det, det.chips[0], spec.ra, spec.dec, spec.orientat, spec.downscale)
+    x, y = geom.nx / 2 - 0.5, geom.ny / 2 - 0.5
+    ra_t, dec_t = pix2world(geom, x, y)
+    ra_h, dec_h = pix2world(geom, x, y, header_crpix(spec, geom))
+    east, north = tan_project(ra_h, dec_h, float(ra_t), float(dec_t))
+    return float(east) * 1000.0, float(north) * 1000.0
+
+
+@dataclass
+class ChipPixels:
+    """One rendered chip held in memory: what the file would hold, without writing it.
+
+    ``sci``/``err`` in the file's units (BUNIT), ``dq`` HST bits; ``header_wcs``: the
+    astropy WCS the SCI header would carry (``wcs_error`` included; 0-based pixel
+    calls need ``origin=0``); ``pixel_scale``: arcsec per file pixel.
+    """
+
+    extver: int
+    sci: np.ndarray
+    err: np.ndarray
+    dq: np.ndarray
+    header_wcs: WCS
+    pixel_scale: float
+
+
+def render_exposure(spec: ExposureSpec, truth: Table | None) -> list[ChipPixels]:
+    """The pixels :func:`write_exposure` would write for ``spec`` (same seeds, same
+    values), in EXTVER order, without any file: for evaluations that need many exposures."""
+    prep = _prepare(spec)
+    out = []
+    for geom, sky in zip(prep.geoms, prep.skies):
+        sci, err, dq, _ = _render_pixels(spec, truth, prep, geom, sky)
+        w = WCS(sci_wcs_header(geom, header_crpix(spec, geom)))
+        out.append(ChipPixels(geom.chip.extver, sci, err, dq, w, geom.pixel_scale))
+    return sorted(out, key=lambda c: c.extver)
+
+
 def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) -> ExposureResult:
     """Render ``spec`` from ``truth`` and write it to ``path`` (a directory or a file name).
 
@@ -802,17 +919,9 @@ def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) ->
         path = path / spec.filename
     det = spec.model
     filt = spec.filter_info
-    if spec.downscale < 1 or int(spec.downscale) != spec.downscale:
-        raise ValueError("downscale must be a positive integer")
-    cr_flag = default_cr_flag(det) if spec.cr_flag is None else int(spec.cr_flag)
-    root = spec.rootname
-    rng_sky = np.random.default_rng(stable_seed(spec.seed, root, "sky"))
-    skies = sky_levels(spec, rng_sky)
-    fwhm = spec.psf_fwhm or psf_fwhm_pixels(det, filt, spec.downscale)
-    psf = render.PSF(fwhm)
-    year = mjd_to_datetime(spec.expstart).year
+    prep = _prepare(spec)
+    cr_flag, skies, fwhm, geoms = prep.cr_flag, prep.skies, prep.fwhm, prep.geoms
     wcsname = spec.wcsname or f"IDC_{det.idctab}-FIT_SVM_GAIAeDR3"
-    geoms = [chip_geometry(det, c, spec.ra, spec.dec, spec.orientat, spec.downscale) for c in det.chips]
     extra = 2 if det.detector == "IR" else 0
     nextend = len(geoms) * (3 + extra)
     pcards = primary_cards(spec, nextend, cr_flag)
@@ -821,8 +930,7 @@ def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) ->
     footprints = []
     for geom, sky in zip(geoms, skies):
         chip = geom.chip
-        crpix = (geom.crpix[0] + spec.wcs_error[0], geom.crpix[1] + spec.wcs_error[1])
-        sky_e = sky * spec.exptime if det.per_second else sky
+        crpix = header_crpix(spec, geom)
         if spec.header_only:
             # Like the archive's header-only samples: NAXIS=2, NAXIS1=0, NAXIS2=1 (no
             # pixels, but a 2-axis image so the 2-axis WCS stays valid); the true chip
@@ -830,9 +938,7 @@ def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) ->
             sci, err, dq = _empty(np.float32), _empty(np.float32), _empty(np.int16)
             n_cr = 0
         else:
-            rng = np.random.default_rng(stable_seed(spec.seed, root, chip.extver))
-            drng = np.random.default_rng(stable_seed(spec.seed, det.instrument, det.detector, chip.extver, year))
-            sci, err, dq, n_cr = render_chip(spec, geom, truth, sky_e, psf, rng, drng, cr_flag)
+            sci, err, dq, n_cr = _render_pixels(spec, truth, prep, geom, sky)
         n_cr_total += n_cr
         sci_cards = _ext_header("SCI", chip.extver, spec, det.bunit)
         if chip.ccdchip is not None and det.ccd:
