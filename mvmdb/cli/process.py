@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.db import jobs
 from mvmdb.process import queue
 
 DEFAULT_PRODUCTS = Path("products")
@@ -37,9 +38,9 @@ def _common(f):
         click.option("--json", "as_json", is_flag=True, help="One JSON object per layer on stdout."),
         click.option("--heartbeat", type=click.FloatRange(min=0.05), default=queue.DEFAULT_HEARTBEAT,
                      show_default=True, help="Seconds between heartbeats of a running job."),
-        click.option("--stale-after", type=click.FloatRange(min=0.1), default=queue.DEFAULT_STALE_AFTER,
+        click.option("--stale-after", type=click.FloatRange(min=0.1), default=jobs.DEFAULT_STALE_AFTER,
                      show_default=True, help="Seconds without heartbeat after which a running job is re-queued."),
-        click.option("--max-attempts", type=click.IntRange(min=1), default=queue.DEFAULT_MAX_ATTEMPTS,
+        click.option("--max-attempts", type=click.IntRange(min=1), default=jobs.DEFAULT_MAX_ATTEMPTS,
                      show_default=True, help="Abandoned runs after which a job is marked failed."),
         click.option("--tile", type=click.IntRange(min=64), default=None,
                      help="Output tile size (px) of the drizzle; default: one tile for layers up to 64 Mpx, "

@@ -33,6 +33,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mvmdb.db import jobs
 from mvmdb.db.engine import make_engine
 from mvmdb.process import queue
 from mvmdb.process.skycell import (
@@ -66,8 +67,8 @@ class Settings:
     db_url: str
     products_dir: str
     heartbeat: float = queue.DEFAULT_HEARTBEAT
-    stale_after: float = queue.DEFAULT_STALE_AFTER
-    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+    stale_after: float = jobs.DEFAULT_STALE_AFTER
+    max_attempts: int = jobs.DEFAULT_MAX_ATTEMPTS
     draw: DrawOptions = field(default_factory=DrawOptions)
 
     @classmethod
@@ -149,7 +150,7 @@ def process_poller(engine: sa.Engine, poller: str | os.PathLike[str], settings: 
     rows = [r for r in rows if r.skycell == skycell]
     sid, unknown = catalog_match(engine, rows)
     if sid is not None and not unknown:
-        queue.enqueue(engine, sid, poller_path=str(poller))
+        jobs.enqueue(engine, sid, poller_path=str(poller))
         job = queue.claim(engine, worker, sky_cell_id=sid)
         if job is None:
             return TaskOutcome(task, claimed=False, skycell=skycell, results=busy_results(engine, sid),
@@ -324,13 +325,13 @@ def run_queue(
     outcomes: list[TaskOutcome] = []
     try:
         if reap_first:
-            queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+            jobs.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
         while True:
-            jobs = queue.claimable_jobs(engine)
-            if not jobs:
+            claimable = jobs.claimable_jobs(engine)
+            if not claimable:
                 break
             claimed = 0
-            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in jobs]):
+            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in claimable]):
                 outcomes.append(out)
                 claimed += out.claimed
                 if on_outcome:
@@ -412,7 +413,7 @@ def run_worker(
         while True:
             now = time.monotonic()
             if now - last_reap >= reap_every:
-                queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+                jobs.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
                 last_reap = now
             job = queue.claim(engine, worker)
             if job is not None:

@@ -59,10 +59,12 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from mvmdb.db import jobs
 from mvmdb import rules
 from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCell as SkyCellRow
 from mvmdb.process import embed, failpoints, queue
-from mvmdb.process.queue import ClaimedJob, StagedProduct
+from mvmdb.db.jobs import ClaimedJob, JobLost
+from mvmdb.process.queue import StagedProduct
 from mvmdb.sky.grid import SkyCell
 
 log = logging.getLogger(__name__)
@@ -600,7 +602,7 @@ def _clean_temporaries(directory: Path) -> int:
     return n
 
 
-def plan_layers(snap: CellSnapshot, generation: int) -> tuple[list[LayerInfo], list[LayerInfo]]:
+def layers_to_draw(snap: CellSnapshot, generation: int) -> tuple[list[LayerInfo], list[LayerInfo]]:
     """Layers to draw, and the layer objects restricted to the members the job covers.
 
     A layer is drawn when it has a NEW member with ``generation <= job generation``, or has
@@ -648,14 +650,14 @@ def process_job(
                 snap = load_snapshot(conn, job.sky_cell_id)
             target.mkdir(parents=True, exist_ok=True)
             _clean_temporaries(target)
-            draw, all_layers = plan_layers(snap, job.generation)
+            draw, all_layers = layers_to_draw(snap, job.generation)
             box = embed.common_box(snap.stored_box, footprint_box(snap.cell, (m for lay in all_layers for m in lay.members)))
             failures: dict[str, str] = {}
             consumed: list[tuple[int, list[int]]] = []
             drawn_ids = set()
             for lay in draw:
                 if hb.lost.is_set():
-                    raise queue.JobLost(f"job {job.id} was reaped while drawing")
+                    raise JobLost(f"job {job.id} was reaped while drawing")
                 try:
                     d = None if box is None else draw_layer(
                         lay, snap.cell, box, target, staging=True, options=options,
@@ -690,10 +692,10 @@ def process_job(
                 if lay.product_box == want:
                     continue
                 if hb.lost.is_set():
-                    raise queue.JobLost(f"job {job.id} was reaped while re-embedding")
+                    raise JobLost(f"job {job.id} was reaped while re-embedding")
                 src = Path(lay.product_path)
                 if not src.is_file():
-                    continue  # product file gone: the layer is redrawn by the next job (plan_layers)
+                    continue  # product file gone: the layer is redrawn by the next job (layers_to_draw)
                 tmp = target / f".{src.name}.tmp-{uuid.uuid4().hex[:12]}"
                 checksum, size = reembed_product(src, lay.product_box, want, snap.cell, lay.scale, tmp)
                 staged.append(StagedProduct(
@@ -714,9 +716,9 @@ def process_job(
                                                lay.product_members, _json_keywords(lay.product_keywords)))
             hb.stop()  # finish() locks the job row and checks ownership itself
             if hb.lost.is_set():
-                raise queue.JobLost(f"job {job.id} was reaped before finishing")
+                raise JobLost(f"job {job.id} was reaped before finishing")
             queue.finish(engine, job, staged, box=box, failures=failures, consumed=consumed)
-        except queue.JobLost as exc:
+        except JobLost as exc:
             queue.discard(staged)
             log.warning("%s", exc)
             return [LayerResult(r.layer, None, "failed", f"job lost: {exc}", r.members) for r in results] or [
@@ -726,10 +728,10 @@ def process_job(
             if isinstance(exc, Exception):
                 reason = f"{type(exc).__name__}: {exc}"
                 log.exception("job %d (%s) failed", job.id, job.sky_cell_name)
-                queue.fail(engine, job, reason)
+                jobs.fail(engine, job, reason)
                 return [LayerResult(r.layer, None, "failed", reason, r.members) for r in results] or [
                     LayerResult(job.sky_cell_name, None, "failed", reason, 0)]
-            queue.release(engine, job, f"released by {job.worker} on {type(exc).__name__}")
+            jobs.release(engine, job, f"released by {job.worker} on {type(exc).__name__}")
             raise
     return results
 
@@ -750,7 +752,7 @@ def process_sky_cell(
     if isinstance(sky_cell, ClaimedJob):
         job = sky_cell
     else:
-        queue.enqueue(engine, int(sky_cell))
+        jobs.enqueue(engine, int(sky_cell))
         job = queue.claim(engine, worker or queue.worker_identity(), sky_cell_id=int(sky_cell))
         if job is None:
             return []
