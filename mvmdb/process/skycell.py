@@ -13,7 +13,7 @@ Two entry points share one drawing path (:func:`draw_layer`):
   cell and every file the poller lists, the sky cell's job is claimed (created if needed)
   and processed as above. Otherwise (an archive poller naming files never ingested) the
   poller's files are drawn *directly*: headers and footprints are read through the ingest
-  reader (:func:`mvmdb.ingest.read_files`), layers are formed from the poller rows as the
+  reader (:func:`mvmdb.fitsio.reader.read_files`), layers are formed from the poller rows as the
   archive does (detector + filter, fine twin of coarse layers; layers without a NEW row are
   skipped), products are written atomically and nothing is recorded in the catalog; every
   result says so in its ``reason``.
@@ -61,7 +61,7 @@ import sqlalchemy as sa
 
 from mvmdb.db import jobs
 from mvmdb import rules
-from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCell as SkyCellRow
+from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCellRow
 from mvmdb.process import embed, failpoints, queue
 from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.process.queue import StagedProduct
@@ -791,7 +791,7 @@ def busy_results(engine: sa.Engine, sky_cell_id: int) -> list[LayerResult]:
 def process_poller_direct(rows, products_dir: Path, *, options: DrawOptions = DrawOptions(),
                           note: str = DIRECT_NOTE) -> list[LayerResult]:
     """Draw a poller's files without the catalog (see the module docstring)."""
-    from mvmdb.ingest import read_files
+    from mvmdb.fitsio.reader import read_files
 
     skycell = SkyCell.from_name(rows[0].skycell)
     paths = [os.path.abspath(r.path) for r in rows]
