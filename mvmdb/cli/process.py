@@ -76,7 +76,7 @@ class _Printer:
 
 
 def _settings(heartbeat, stale_after, max_attempts, tile, context) -> dict:
-    from mvmdb.process.skycell import DrawOptions
+    from mvmdb.process.draw import DrawOptions
 
     return dict(heartbeat=heartbeat, stale_after=stale_after, max_attempts=max_attempts,
                 draw=DrawOptions(tile_shape=(tile, tile) if tile else None, context=context))

@@ -36,15 +36,9 @@ import sqlalchemy as sa
 from mvmdb.db import jobs
 from mvmdb.db.engine import make_engine
 from mvmdb.process import queue
-from mvmdb.process.skycell import (
-    DIRECT_NOTE,
-    DrawOptions,
-    LayerResult,
-    busy_results,
-    catalog_match,
-    process_job,
-    process_poller_direct,
-)
+from mvmdb.process.direct import DIRECT_NOTE, busy_results, catalog_match, process_poller_direct
+from mvmdb.process.draw import DrawOptions
+from mvmdb.process.job import LayerResult, process_job
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +133,7 @@ def process_poller(engine: sa.Engine, poller: str | os.PathLike[str], settings: 
     bookkeeping (products, NEW -> OLD, job state) stays right and no other worker draws it
     at the same time. If the sky cell is running elsewhere its layers are reported
     ``skipped``. Otherwise the poller's files are drawn directly, without the catalog
-    (:func:`mvmdb.process.skycell.process_poller_direct`), and every result says so.
+    (:func:`mvmdb.process.direct.process_poller_direct`), and every result says so.
     """
     from mvmdb.poller import read_poller
 

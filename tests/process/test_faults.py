@@ -25,7 +25,7 @@ from astropy.io import fits
 from mvmdb.db import jobs
 from mvmdb.process import queue, run
 from test_run import tiny_cells
-from test_skycell import ingest_and_plan
+from test_job import ingest_and_plan
 
 HEARTBEAT = 0.2
 STALE_AFTER = 1.0
