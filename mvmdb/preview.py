@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mvmdb.fitsio.stored_product import product_primary, sci_array
+
 #: Largest side (pixels) of a written preview; bigger layers are block-averaged down.
 MAX_PREVIEW_SIDE = 2048
 
@@ -90,21 +92,10 @@ def write_png(rgb: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def read_sci(path: str | Path) -> np.ndarray:
-    """The SCI array of a product file (float32, counts/s, NaN where no data)."""
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True) as hdul:
-        return np.array(hdul["SCI"].data, dtype=np.float32)
-
-
 def read_sci_reduced(path: str | Path, max_side: int = MAX_PREVIEW_SIDE, strip_rows: int = 1024) -> np.ndarray:
     """``block_reduce(read_sci(path), max_side)`` read in strips of rows: a full-size sky cell
     layer (21954**2, 1.9 GB of SCI) needs a few tens of MB, not a full copy."""
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True) as hdul:
-        sci = hdul["SCI"].data
+    with sci_array(path) as sci:
         ny, nx = sci.shape
         factor = int(np.ceil(max(ny, nx) / max_side))
         if factor <= 1:
@@ -157,8 +148,6 @@ def product_ref(path: str | Path) -> ProductRef:
 
     Raises ``ValueError`` (one line) for a file that is not an MVM layer product.
     """
-    from astropy.io import fits
-
     path = Path(path)
     name = path.name
     for suffix in ("_drc.fits", "_drz.fits"):
@@ -168,12 +157,9 @@ def product_ref(path: str | Path) -> ProductRef:
     else:
         raise ValueError(f"{path}: not an MVM product (expected a name ending in _drc.fits or _drz.fits)")
     try:
-        with fits.open(path) as hdul:
-            hdr = hdul[0].header
-            if "SCI" not in hdul:
-                raise ValueError(f"{path}: no SCI extension")
-            return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
-                              "coarse" if layer.endswith("_coarse-all") else "fine", path)
+        hdr = product_primary(path)
+        return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
+                          "coarse" if layer.endswith("_coarse-all") else "fine", path)
     except (OSError, KeyError) as exc:
         raise ValueError(f"{path}: not a readable MVM product ({exc})") from None
 

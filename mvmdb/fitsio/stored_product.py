@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["StoredProduct", "open_product"]
+__all__ = ["StoredProduct", "open_product", "sci_array", "read_sci", "product_primary"]
 
 
 @dataclass
@@ -53,6 +53,27 @@ def open_product(path: str | os.PathLike) -> Iterator[StoredProduct]:
             bunit=hdul["SCI"].header.get("BUNIT", "ELECTRONS/S"),
             hdrtab=rows,
         )
+
+
+@contextmanager
+def sci_array(path: str | os.PathLike) -> Iterator[np.ndarray]:
+    """The SCI array of a product, memory-mapped (valid inside the context)."""
+    with fits.open(path, memmap=True) as hdul:
+        yield hdul["SCI"].data
+
+
+def read_sci(path: str | os.PathLike) -> np.ndarray:
+    """The SCI array of a product file (float32, e-/s, NaN where no data), in memory."""
+    with sci_array(path) as sci:
+        return np.array(sci, dtype=np.float32)
+
+
+def product_primary(path: str | os.PathLike) -> fits.Header:
+    """The PRIMARY header of a product; ``ValueError`` if it has no SCI extension, ``OSError`` if unreadable."""
+    with fits.open(path) as hdul:
+        if "SCI" not in hdul:
+            raise ValueError(f"{path}: no SCI extension")
+        return hdul[0].header.copy()
 
 
 def _py(v):

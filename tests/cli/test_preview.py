@@ -83,7 +83,8 @@ def test_preview_errors_are_one_line(drawn, tmp_path):
 
 
 def test_reduced_read_equals_reducing_the_full_array(drawn):
-    from mvmdb.preview import block_reduce, read_sci, read_sci_reduced
+    from mvmdb.fitsio.stored_product import read_sci
+    from mvmdb.preview import block_reduce, read_sci_reduced
 
     _, products = drawn
     full = read_sci(products[0])
