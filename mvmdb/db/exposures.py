@@ -11,16 +11,18 @@ NESTED ranges ``[lo, hi)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import psycopg
+import sqlalchemy as sa
 
 from mvmdb.db import members
 from mvmdb.db.bulk import StagingTable, copy_rows, drop_staging, ensure_staging
 
 __all__ = [
-    "STAGING", "Existing", "Writes", "prepare", "cleanup", "errors_on_record", "existing", "cells_of",
+    "STAGING", "Existing", "Writes", "IngestConnection", "prepare", "cleanup", "errors_on_record", "existing", "cells_of",
     "details", "fast_match", "write",
 ]
 
@@ -170,6 +172,43 @@ class Writes:
     errors: list[tuple[str, str]] = field(default_factory=list)
     read_ok: list[str] = field(default_factory=list)
     superseded: int = 0
+
+
+class IngestConnection:
+    """The one psycopg connection of an ingest run (taken from ``engine``'s pool), staging tables made.
+
+    Each :meth:`transaction` yields a cursor and commits when its block ends (rolls back on
+    an exception); :meth:`close` drops the staging tables (``drop_staging``) when asked and
+    gives the connection back.
+    """
+
+    def __init__(self, engine: sa.Engine):
+        self._raw = engine.raw_connection()
+        try:
+            with self.transaction() as cur:
+                prepare(cur)
+        except BaseException:
+            self._raw.close()
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[psycopg.Cursor]:
+        pg = self._raw.driver_connection
+        try:
+            with pg.cursor() as cur:
+                yield cur
+            pg.commit()
+        except BaseException:
+            pg.rollback()
+            raise
+
+    def close(self, *, drop_staging: bool = True) -> None:
+        try:
+            if drop_staging:
+                with self.transaction() as cur:
+                    cleanup(cur)
+        finally:
+            self._raw.close()
 
 
 def prepare(cur: psycopg.Cursor) -> None:

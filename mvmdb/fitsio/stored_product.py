@@ -45,7 +45,7 @@ def open_product(path: str | os.PathLike) -> Iterator[StoredProduct]:
             tab = hdul["HDRTAB"].data
             rows = [{n: _py(rec[n]) for n in tab.names} for rec in tab]
         yield StoredProduct(
-            primary=hdul[0].header.copy(),
+            primary=fits.Header(hdul[0].header),  # a copy
             sci=np.asarray(hdul["SCI"].data),
             wht=np.asarray(hdul["WHT"].data),
             nexp=np.asarray(hdul["NEXP"].data),
@@ -73,7 +73,7 @@ def product_primary(path: str | os.PathLike) -> fits.Header:
     with fits.open(path) as hdul:
         if "SCI" not in hdul:
             raise ValueError(f"{path}: no SCI extension")
-        return hdul[0].header.copy()
+        return fits.Header(hdul[0].header)  # a copy
 
 
 def _py(v):

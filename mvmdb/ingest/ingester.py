@@ -2,7 +2,7 @@
 
 :func:`ingest` drives the run (inputs -> fast path for files whose path, size and mtime
 match the catalog -> reader pool -> batches); :class:`Ingester` holds the parent-side
-state (one psycopg connection) and decides, per file, its status and what is written --
+state (one catalog connection, :class:`mvmdb.db.exposures.IngestConnection`) and decides, per file, its status and what is written --
 the rules are in the :mod:`mvmdb.ingest` docstring. All SQL is in
 :mod:`mvmdb.db.exposures` (and :func:`mvmdb.db.members.write_new`, called from it).
 """
@@ -20,7 +20,7 @@ from psycopg.types.json import Jsonb
 
 from mvmdb import rules
 from mvmdb.db import exposures
-from mvmdb.db.exposures import Existing, Writes
+from mvmdb.db.exposures import Existing, IngestConnection, Writes
 from mvmdb.errors import one_line
 from mvmdb.fitsio.reader import ReadResult
 from mvmdb.ingest.inputs import default_jobs, expand_inputs
@@ -60,17 +60,16 @@ def final_reason(content: str | None, instrument: str, detector: str, filetype: 
 class Ingester:
     """Parent-side state of one :func:`ingest` run (one database connection)."""
 
-    def __init__(self, pg: psycopg.Connection, include_small: bool, only_cte: bool, details: bool,
+    def __init__(self, catalog: IngestConnection, include_small: bool, only_cte: bool, details: bool,
                  emit: Callable[[FileResult], None], summary: IngestSummary):
-        self.pg = pg
+        self.catalog = catalog
         self.include_small = include_small
         self.only_cte = only_cte
         self.details = details
         self.emit = emit
         self.summary = summary
-        with pg.cursor() as cur:
+        with catalog.transaction() as cur:
             self.errors_on_record = exposures.errors_on_record(cur)
-        pg.commit()
 
     # -- writing
 
@@ -90,9 +89,8 @@ class Ingester:
 
     def record_errors(self, errors: list[tuple[str, str]]) -> None:
         """Record ``(path, reason)`` rows in ``ingest_error`` (own transaction)."""
-        with self.pg.cursor() as cur:
+        with self.catalog.transaction() as cur:
             self._write(cur, Writes(errors=errors))
-        self.pg.commit()
 
     @staticmethod
     def _recompute(w: Writes, key: tuple[str, str], redraw: bool, layers: list[tuple]) -> None:
@@ -105,12 +103,10 @@ class Ingester:
         """Classify and write one batch; on a database error, retry its files one by one."""
         try:
             results, writes = self._classify(items)
-            with self.pg.cursor() as cur:
+            with self.catalog.transaction() as cur:
                 self._write(cur, writes)
                 self._fill_details(cur, results)
-            self.pg.commit()
-        except Exception as exc:
-            self.pg.rollback()
+        except Exception as exc:  # rolled back
             if len(items) > 1:
                 log.info("batch of %d files failed (%s); retrying file by file", len(items), one_line(exc))
                 for item in items:
@@ -131,7 +127,7 @@ class Ingester:
         results: list[FileResult] = []
         ok = [r for r in items if r.error is None]
         batch_keys = {r.key for r in ok}
-        with self.pg.cursor() as cur:
+        with self.catalog.transaction() as cur:
             existing = exposures.existing(cur, sorted({r.header.ipppssoot for r in ok}))
         sibling_checked: set[tuple[str, str]] = set()
         for r in items:
@@ -217,31 +213,24 @@ class Ingester:
                     res.status, res.reason = "updated", new
                     changed.append((res, (eid, ip, ft, inst, det, filt), new))
             results.append(res)
-        try:
-            with self.pg.cursor() as cur:
-                if changed:
-                    cells = exposures.cells_of(cur, [c[1][0] for c in changed])
-                    for res, (eid, ip, ft, inst, det, filt), new in changed:
-                        layers = layers_for(inst, det, filt, cells[eid], new)
-                        w.reasons.append((ip, ft, new))
-                        self._recompute(w, (ip, ft), False, layers)
-                        res.sky_cells = [c[1] for c in cells[eid]]
-                        res.layers = [x[5] for x in layers]
-                    self._write(cur, w)
-                self._fill_details(cur, results)
-            self.pg.commit()
-        except Exception:
-            self.pg.rollback()
-            raise
+        with self.catalog.transaction() as cur:
+            if changed:
+                cells = exposures.cells_of(cur, [c[1][0] for c in changed])
+                for res, (eid, ip, ft, inst, det, filt), new in changed:
+                    layers = layers_for(inst, det, filt, cells[eid], new)
+                    w.reasons.append((ip, ft, new))
+                    self._recompute(w, (ip, ft), False, layers)
+                    res.sky_cells = [c[1] for c in cells[eid]]
+                    res.layers = [x[5] for x in layers]
+                self._write(cur, w)
+            self._fill_details(cur, results)
         for r in results:
             self.emit(r)
 
     def fast_lookup(self, stats: dict[str, tuple[int, int]]) -> list[tuple]:
         """Catalog rows whose (path, size, mtime) equal a file's."""
-        with self.pg.cursor() as cur:
-            rows = exposures.fast_match(cur, stats)
-        self.pg.commit()
-        return rows
+        with self.catalog.transaction() as cur:
+            return exposures.fast_match(cur, stats)
 
 
 def _stat_files(files: Sequence[str], early: list[tuple[str, str]]) -> dict[str, tuple[int, int]]:
@@ -295,14 +284,11 @@ def ingest(
         if on_result is not None:
             on_result(r)
 
-    raw = None
+    catalog = None
+    done = False
     try:
-        raw = engine.raw_connection()
-        pg = raw.driver_connection
-        with pg.cursor() as cur:
-            exposures.prepare(cur)
-        pg.commit()
-        run = Ingester(pg, include_small, only_cte, details, emit, summary)
+        catalog = IngestConnection(engine)
+        run = Ingester(catalog, include_small, only_cte, details, emit, summary)
         if early:
             run.record_errors(early)
             for path, reason in early:
@@ -316,15 +302,13 @@ def ingest(
         to_read = [p for p in files if p in stats and p not in fast_paths]
         for batch in batches(read_stream(to_read, jobs, pool), batch_size):
             run.read_batch(batch)
-        with pg.cursor() as cur:
-            exposures.cleanup(cur)
-        pg.commit()
+        done = True
     finally:
         bar.close()
         if pool is not None:
             pool.terminate()
             pool.join()
-        if raw is not None:
-            raw.close()
+        if catalog is not None:
+            catalog.close(drop_staging=done)
     summary.seconds = time.monotonic() - t0
     return summary
