@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -162,6 +163,27 @@ def product_ref(path: str | Path) -> ProductRef:
                           "coarse" if layer.endswith("_coarse-all") else "fine", path)
     except (OSError, KeyError) as exc:
         raise ValueError(f"{path}: not a readable MVM product ({exc})") from None
+
+
+def choose_products(catalog: Callable[[], Any], names: Sequence[str], files: Sequence[str | Path], *,
+                    changed: bool, out_dir: str | Path) -> list[ProductRef]:
+    """The products ``mvm preview`` draws: ``files`` (no database), the catalogued products of the
+    sky cells ``names``, or -- with neither -- every catalogued product; with ``changed`` only
+    those of sky cells with a product newer than its PNG (:func:`stale_previews`).
+
+    ``catalog`` gives the engine, called only when the catalog is needed. ``ValueError``
+    (one line) for a file that is not a product or a named sky cell without products.
+    """
+    from mvmdb.db.products import current_products
+
+    refs = [product_ref(f) for f in files]
+    if names or not files:
+        rows = current_products(catalog(), list(names) or None)
+        missing = sorted(set(names) - {r.skycell for r in rows})
+        if missing:
+            raise ValueError(f"no products in the catalog for {', '.join(missing)}")
+        refs.extend(rows)
+    return stale_previews(refs, out_dir) if changed else refs
 
 
 def stale_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[ProductRef]:

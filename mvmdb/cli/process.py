@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.options import json_option
 from mvmdb.db import jobs
 from mvmdb.process import queue
 
@@ -35,7 +36,7 @@ _products_option = click.option(
 def _common(f):
     for opt in reversed([
         _products_option,
-        click.option("--json", "as_json", is_flag=True, help="One JSON object per layer on stdout."),
+        json_option("One JSON object per layer on stdout."),
         click.option("--heartbeat", type=click.FloatRange(min=0.05), default=queue.DEFAULT_HEARTBEAT,
                      show_default=True, help="Seconds between heartbeats of a running job."),
         click.option("--stale-after", type=click.FloatRange(min=0.1), default=jobs.DEFAULT_STALE_AFTER,
