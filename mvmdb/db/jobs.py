@@ -206,10 +206,7 @@ def _try_claim(engine: sa.Engine, job_id: int, sky_cell_id: int, worker: str) ->
         # gets the lock only after the first committed, so its check sees the running row.
         if not conn.execute(sa.select(sa.func.pg_try_advisory_xact_lock(ADVISORY_NAMESPACE, sky_cell_id))).scalar():
             return None
-        busy = conn.execute(
-            sa.select(Job.id).where(Job.sky_cell_id == sky_cell_id, Job.state == "running").limit(1)
-        ).first()
-        if busy is not None:
+        if _running(conn, sky_cell_id) is not None:
             return None
         gen = max_new_generation(conn, sky_cell_id)
         row = conn.execute(
@@ -272,12 +269,16 @@ def claimable_jobs(engine: sa.Engine) -> list[tuple[int, int]]:
         return [(r.id, r.sky_cell_id) for r in _candidates(conn, 0, 1_000_000, None, None)]
 
 
+def _running(conn: sa.Connection, sky_cell_id: int) -> sa.Row | None:
+    return conn.execute(
+        sa.select(Job.id, Job.worker).where(Job.sky_cell_id == sky_cell_id, Job.state == "running").limit(1)
+    ).first()
+
+
 def running_job(engine: sa.Engine, sky_cell_id: int) -> tuple[int, str] | None:
     """``(job id, worker)`` of a job running on the sky cell, or None."""
     with engine.connect() as conn:
-        row = conn.execute(
-            sa.select(Job.id, Job.worker).where(Job.sky_cell_id == sky_cell_id, Job.state == "running").limit(1)
-        ).first()
+        row = _running(conn, sky_cell_id)
     return (row.id, row.worker) if row is not None else None
 
 
