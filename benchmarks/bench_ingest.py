@@ -47,7 +47,7 @@ from sqlalchemy.orm import Session
 
 from mvmdb import rules
 from mvmdb.db.engine import make_engine
-from mvmdb.db.models import Chip, ChipHpx, Exposure, ExposureSkyCell, Layer, LayerMember, SkyCell
+from mvmdb.db.models import Chip, ChipHpx, Exposure, ExposureSkyCell, Layer, LayerMember, SkyCellRow
 from mvmdb.ingest import ingest
 from mvmdb.testing import DatabaseFactory, admin_url
 
@@ -100,8 +100,8 @@ def baseline(engine: sa.Engine, files: list[Path]) -> float:
                 ranges = polygon_ranges(c.ra, c.dec)
                 s.add_all(ChipHpx(chip_id=chip.id, hpx=sa.func.int8range(int(a), int(b))) for a, b in ranges)
             for sc in {x for x in hits.skycells()}:
-                if s.get(SkyCell, sc.id) is None:
-                    s.add(SkyCell(id=sc.id, name=sc.name, projection_cell_id=sc.projection_cell, x=sc.x, y=sc.y))
+                if s.get(SkyCellRow, sc.id) is None:
+                    s.add(SkyCellRow(id=sc.id, name=sc.name, projection_cell_id=sc.projection_cell, x=sc.x, y=sc.y))
                     s.flush()
                 s.add(ExposureSkyCell(exposure_id=exp.id, sky_cell_id=sc.id))
                 if reason is None:

@@ -42,7 +42,9 @@ import numpy as np
 import sqlalchemy as sa
 
 from mvmdb.db.engine import make_engine
-from mvmdb.plan import build_pollers, plan, plan_rows, statements
+from mvmdb.db.members import plan_rows
+from mvmdb.plan import build_pollers, plan
+from mvmdb.resources import sql_statements
 from mvmdb.poller import write_poller
 from mvmdb.testing import DatabaseFactory, admin_url
 
@@ -229,7 +231,7 @@ def explain(engine: sa.Engine, sql: str, params: dict) -> list[str]:
 def run_scenario(engine: sa.Engine, scenario: str, args: argparse.Namespace, counts: dict[str, int]) -> dict:
     n_new = set_new(engine, scenario, args.new_fraction, counts, args.seed)
     params = {"skycells": None}
-    plan_sql = statements()["plan_rows"]
+    plan_sql = sql_statements("plan.sql")["plan_rows"]
 
     def query() -> list:
         with engine.connect() as conn:

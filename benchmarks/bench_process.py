@@ -8,7 +8,7 @@ Part ``layer``: one ACS/WFC F814W layer of ``--exposures`` simulated exposures (
 rotated, 2 chips each, ``--downscale``) in sky cell p1359x11y11, ingested and planned into a
 throw-away database. Timed:
 
-* end to end: :func:`mvmdb.process.skycell.process_sky_cell` -- claim, catalog snapshot,
+* end to end: :func:`mvmdb.process.job.process_sky_cell` -- claim, catalog snapshot,
   footprint masks and MVM keywords, sky matching, tiled drizzle, HDRTAB, product written
   and fsynced, the finishing transaction;
 * bare: ``drizzle.resample.Drizzle.add_image`` of the same chips (same sky-subtracted data,
@@ -82,7 +82,8 @@ def bench_layer(factory: DatabaseFactory, tmp: Path, n_exp: int, downscale: int,
     from mvmdb.process.drizzling import final_bits, good_pixels, units_kind
     from mvmdb.process.inputs import open_inputs
     from mvmdb.process.pixmap import fast_pixmap, pixel_scale_arcsec
-    from mvmdb.process.skycell import DrawOptions, process_sky_cell
+    from mvmdb.process.draw import DrawOptions
+    from mvmdb.process.job import process_sky_cell
     from mvmdb.sky.grid import SkyCell
     from mvmdb.sky.overlap import box_wcs
     from mvmdb.process import embed
@@ -98,16 +99,16 @@ def bench_layer(factory: DatabaseFactory, tmp: Path, n_exp: int, downscale: int,
     print(f"simulated {n_exp} ACS/WFC exposures (downscale {downscale}) in {time.perf_counter() - t0:.1f} s")
     cell = SkyCell(1359, 11, 11)
     e2e, bare, e2e_cpu, bare_cpu, stages = [], [], [], [], []
-    import mvmdb.process.skycell as skycell_module
+    import mvmdb.process.job as job_module
 
-    real_draw = skycell_module.draw_layer
+    real_draw = job_module.draw_layer
 
     def recording_draw(*a, **k):
         d = real_draw(*a, **k)
         stages.append(d.seconds)
         return d
 
-    skycell_module.draw_layer = recording_draw
+    job_module.draw_layer = recording_draw
     for rep in range(repeat):
         url = factory.create()
         engine = make_engine(url, poolclass=sa.pool.NullPool)
@@ -158,7 +159,7 @@ def bench_layer(factory: DatabaseFactory, tmp: Path, n_exp: int, downscale: int,
     n_chips = 2 * n_exp
     print(f"layer: {n_chips} chips -> {shape[1]} x {shape[0]} px ({shape[0] * shape[1] / 1e6:.1f} Mpx), "
           f"product {size / 1e6:.0f} MB, tile {tile or 'auto'}")
-    skycell_module.draw_layer = real_draw
+    job_module.draw_layer = real_draw
 
     def runs(ts):
         return ", ".join(f"{t:.2f}" for t in ts)

@@ -1,12 +1,13 @@
 """mvmdb: a PostgreSQL-backed catalog, planner and processor for Hubble multi-visit mosaics.
 
-The package reads as the pipeline::
+The package reads as the pipeline (docs/architecture.md has the details)::
 
-    sky/      pure sky geometry: projection cells, sky cells, names, WCS, overlaps
+    sky/      pure sky geometry: projection cells, sky cells, names, ids, WCS, overlaps
     rules.py  pure archive conventions: filters, exclusions, layer keys, file names
-    fitsio/   the only place that opens FITS files
-    db/       models, engine (incl. embedded PostgreSQL), queries, bulk loaders
-    ingest    files -> catalog rows
+    fitsio/   the only place that opens FITS files (one exposure-header parser)
+    db/       the only place that runs SQL: models, engine, exposures, members, jobs,
+              snapshot, runs, coverage, products, bulk loaders
+    ingest/   files -> catalog rows
     plan      NEW layer members -> poller files + jobs
     process/  poller/job -> drizzled sky cell layer products
     simulate/ synthetic archive exposures with a truth catalogue

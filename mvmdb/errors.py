@@ -17,3 +17,9 @@ class DatabaseUnavailable(MvmdbError):
 
 class SchemaOutOfDate(MvmdbError):
     """The database schema is not at the revision this code expects."""
+
+
+def one_line(exc: BaseException, limit: int = 500) -> str:
+    """``str(exc)`` on one line (blanks collapsed), at most ``limit`` characters; the type name if empty."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:limit]

@@ -1,8 +1,8 @@
 """Plan: layers with NEW members -> archive-format poller files and queued jobs.
 
 A layer (sky cell + instrument + detector + filter + scale) needs drawing when at least
-one of its members is NEW. :func:`plan` runs the plan query (``schema/plan.sql``,
-statement ``plan_rows``), which answers that from the partial index
+one of its members is NEW. :func:`plan` runs the plan query
+(:func:`mvmdb.db.members.plan_rows`), which answers that from the partial index
 ``ix_layer_member_new`` and expands each such layer to *all* its members: a layer is
 always redrawn from every member, NEW ones listed as NEW and already drawn ones as OLD
 (the archive's documented intent, spec §1.2 item 4 and §5.7). Layers of a sky cell
@@ -18,7 +18,7 @@ cell, ``<out>/<skycell-name>_mvm_poller.txt``, listing every member of the affec
 once (an exposure in both the fine and the coarse WFC3/IR layer is one line, NEW if it
 is NEW in either), and one job per sky cell.
 
-Jobs (``schema/plan.sql``, statement ``enqueue_jobs``) are enqueued idempotently with
+Jobs (:func:`mvmdb.db.jobs.enqueue_jobs`) are enqueued idempotently with
 ``INSERT ... ON CONFLICT (sky_cell_id) WHERE state = 'queued' DO UPDATE``:
 
 * planning twice with nothing new changes nothing;
@@ -38,8 +38,6 @@ planners cannot interleave writes of one sky cell's poller.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,17 +45,14 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mvmdb.db import jobs, skycells
+from mvmdb.db.members import plan_rows
 from mvmdb.errors import MvmdbError
-from mvmdb.poller import PollerRow, skycell_problem, write_poller
-
-PLAN_SQL = Path(__file__).resolve().parents[1] / "schema" / "plan.sql"
-"""The planner's SQL, kept readable beside the DDL."""
+from mvmdb.poller import PollerRow, write_poller
+from mvmdb.sky.grid import normalize_skycell_names
 
 POLLER_SUFFIX = "_mvm_poller.txt"
 """Poller file name: ``<skycell-name>_mvm_poller.txt``."""
-
-PLAN_LOCK_KEY = 0x6D766D_706C616E  # "mvm" "plan"
-"""Key of the transaction-level advisory lock that serializes planners."""
 
 DEFAULT_OUT = Path("pollers")
 
@@ -103,55 +98,15 @@ class PollerFile:
         }
 
 
-# -- SQL --------------------------------------------------------------------------------
-
-
-@functools.cache
-def statements() -> dict[str, str]:
-    """The named statements of ``schema/plan.sql`` (full-line ``--`` comments removed)."""
-    sql: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for line in PLAN_SQL.read_text().splitlines():
-        header = re.fullmatch(r"--\s*name\s+(\w+)\s*", line.strip())
-        if header:
-            current = sql.setdefault(header.group(1), [])
-        elif current is not None and not line.strip().startswith("--"):
-            current.append(line)
-    return {name: "\n".join(lines).strip().rstrip(";") for name, lines in sql.items()}
-
-
-def statement(name: str) -> sa.TextClause:
-    return sa.text(statements()[name])
-
-
-def plan_rows(conn: sa.Connection, skycells: Sequence[str] | None = None) -> list[sa.Row]:
-    """Run the plan query: one row per (sky cell, exposure) of every layer with NEW members.
-
-    Runs in the caller's transaction, with settings local to it: enough ``work_mem`` for
-    the sort of a nightly plan (~100 k rows) to stay in memory, and no JIT compilation,
-    which costs more than it saves on this index-driven join.
-    """
-    conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    conn.exec_driver_sql("SET LOCAL jit = off")
-    params = {"skycells": list(skycells) if skycells else None}
-    return conn.execute(statement("plan_rows"), params).all()
-
-
 # -- plan -------------------------------------------------------------------------------
 
 
 def normalize_skycells(names: Iterable[str]) -> list[str]:
     """Accept ``skycell-p1889x07y19`` or ``p1889x07y19``; raise :class:`PlanError` on bad names."""
-    out: list[str] = []
-    for raw in names:
-        name = raw.strip()
-        if re.fullmatch(r"p\d{4}x\d{2}y\d{2}", name):
-            name = f"skycell-{name}"
-        if (problem := skycell_problem(name)) is not None:
-            raise PlanError(problem)
-        if name not in out:
-            out.append(name)
-    return out
+    try:
+        return normalize_skycell_names(names)
+    except ValueError as exc:
+        raise PlanError(str(exc)) from None
 
 
 def build_pollers(rows: Iterable[sa.Row], out_dir: Path) -> list[PollerFile]:
@@ -198,18 +153,13 @@ def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
     )
 
 
-def enqueue_jobs(conn: sa.Connection, pollers: Sequence[PollerFile]) -> list[PollerFile]:
+def _enqueue_pollers(conn: sa.Connection, pollers: Sequence[PollerFile]) -> list[PollerFile]:
     """Create or extend one queued job per poller (see the module docstring); return the pollers with their jobs."""
     if not pollers:
         return []
     ids = [p.sky_cell_id for p in pollers]
-    params = {
-        "sky_cell_ids": ids,
-        "generations": [p.generation for p in pollers],
-        "poller_paths": [str(p.path) for p in pollers],
-    }
-    changed = {r.sky_cell_id: r for r in conn.execute(statement("enqueue_jobs"), params)}
-    open_jobs = {r.sky_cell_id: r for r in conn.execute(statement("open_jobs"), {"sky_cell_ids": ids})}
+    changed = jobs.enqueue_jobs(conn, ids, [p.generation for p in pollers], [str(p.path) for p in pollers])
+    open_jobs = jobs.open_jobs(conn, ids)
     result = []
     for p in pollers:
         if p.sky_cell_id in changed:
@@ -246,7 +196,7 @@ def plan(
     names = normalize_skycells(skycells) if skycells else None
     with engine.begin() as conn:
         if not dry_run:
-            conn.execute(sa.select(sa.func.pg_advisory_xact_lock(PLAN_LOCK_KEY)))
+            jobs.lock_planners(conn)
         if names:
             _require_known(conn, names)
         pollers = build_pollers(plan_rows(conn, names), out)
@@ -254,15 +204,11 @@ def plan(
             return [_with_job(p, None, "dry-run") for p in pollers]
         for p in pollers:
             write_poller(p.path, p.rows)
-        return enqueue_jobs(conn, pollers)
+        return _enqueue_pollers(conn, pollers)
 
 
 def _require_known(conn: sa.Connection, names: Sequence[str]) -> None:
-    known = set(
-        conn.execute(
-            sa.text("SELECT name FROM sky_cell WHERE name = ANY (CAST(:names AS text[]))"), {"names": list(names)}
-        ).scalars()
-    )
+    known = skycells.known_names(conn, names)
     missing = [n for n in names if n not in known]
     if missing:
         raise PlanError(f"unknown sky cell(s), not in the catalog: {', '.join(missing)}")

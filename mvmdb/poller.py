@@ -31,10 +31,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mvmdb.errors import MvmdbError
+from mvmdb.sky.grid import parse_skycell_name
 
 STATUSES = ("NEW", "OLD")
 
-SKYCELL_RE = re.compile(r"skycell-p(\d{4})x(\d{2})y(\d{2})")
 """A sky cell name, ``skycell-pPPPPxXXyYY`` (the archive's check, matched in full here)."""
 
 _FILENAME_RE = re.compile(r"[^/\\]+_fl[tc]\.fits", re.IGNORECASE)
@@ -131,13 +131,11 @@ def row_problem(row: PollerRow) -> str | None:
 
 @functools.lru_cache(maxsize=4096)
 def skycell_problem(name: str) -> str | None:
-    """What is wrong with a sky cell name, or None (``skycell-pPPPPxXXyYY``, P <= 2643, 1 <= X, Y <= 21)."""
-    match = SKYCELL_RE.fullmatch(name)
-    if match is None:
-        return f"sky cell {name!r} does not match skycell-pPPPPxXXyYY"
-    pc, x, y = (int(g) for g in match.groups())
-    if pc > 2643 or not (1 <= x <= 21 and 1 <= y <= 21):
-        return f"sky cell {name!r} is outside the grid (projection cells 0-2643, x and y 1-21)"
+    """What is wrong with a poller's sky cell name (the full ``skycell-pPPPPxXXyYY`` form), or None."""
+    try:
+        parse_skycell_name(name, bare_ok=False)
+    except ValueError as exc:
+        return str(exc)
     return None
 
 

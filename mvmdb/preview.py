@@ -14,8 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from mvmdb.fitsio.stored_product import product_primary, sci_array
 
 #: Largest side (pixels) of a written preview; bigger layers are block-averaged down.
 MAX_PREVIEW_SIDE = 2048
@@ -90,21 +93,10 @@ def write_png(rgb: np.ndarray, path: str | Path) -> Path:
     return path
 
 
-def read_sci(path: str | Path) -> np.ndarray:
-    """The SCI array of a product file (float32, counts/s, NaN where no data)."""
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True) as hdul:
-        return np.array(hdul["SCI"].data, dtype=np.float32)
-
-
 def read_sci_reduced(path: str | Path, max_side: int = MAX_PREVIEW_SIDE, strip_rows: int = 1024) -> np.ndarray:
     """``block_reduce(read_sci(path), max_side)`` read in strips of rows: a full-size sky cell
     layer (21954**2, 1.9 GB of SCI) needs a few tens of MB, not a full copy."""
-    from astropy.io import fits
-
-    with fits.open(path, memmap=True) as hdul:
-        sci = hdul["SCI"].data
+    with sci_array(path) as sci:
         ny, nx = sci.shape
         factor = int(np.ceil(max(ny, nx) / max_side))
         if factor <= 1:
@@ -157,8 +149,6 @@ def product_ref(path: str | Path) -> ProductRef:
 
     Raises ``ValueError`` (one line) for a file that is not an MVM layer product.
     """
-    from astropy.io import fits
-
     path = Path(path)
     name = path.name
     for suffix in ("_drc.fits", "_drz.fits"):
@@ -168,14 +158,32 @@ def product_ref(path: str | Path) -> ProductRef:
     else:
         raise ValueError(f"{path}: not an MVM product (expected a name ending in _drc.fits or _drz.fits)")
     try:
-        with fits.open(path) as hdul:
-            hdr = hdul[0].header
-            if "SCI" not in hdul:
-                raise ValueError(f"{path}: no SCI extension")
-            return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
-                              "coarse" if layer.endswith("_coarse-all") else "fine", path)
+        hdr = product_primary(path)
+        return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
+                          "coarse" if layer.endswith("_coarse-all") else "fine", path)
     except (OSError, KeyError) as exc:
         raise ValueError(f"{path}: not a readable MVM product ({exc})") from None
+
+
+def choose_products(catalog: Callable[[], Any], names: Sequence[str], files: Sequence[str | Path], *,
+                    changed: bool, out_dir: str | Path) -> list[ProductRef]:
+    """The products ``mvm preview`` draws: ``files`` (no database), the catalogued products of the
+    sky cells ``names``, or -- with neither -- every catalogued product; with ``changed`` only
+    those of sky cells with a product newer than its PNG (:func:`stale_previews`).
+
+    ``catalog`` gives the engine, called only when the catalog is needed. ``ValueError``
+    (one line) for a file that is not a product or a named sky cell without products.
+    """
+    from mvmdb.db.products import current_products
+
+    refs = [product_ref(f) for f in files]
+    if names or not files:
+        rows = current_products(catalog(), list(names) or None)
+        missing = sorted(set(names) - {r.skycell for r in rows})
+        if missing:
+            raise ValueError(f"no products in the catalog for {', '.join(missing)}")
+        refs.extend(rows)
+    return stale_previews(refs, out_dir) if changed else refs
 
 
 def stale_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[ProductRef]:

@@ -109,7 +109,7 @@ def _graticule(ax, proj, *, step_ra_deg: float = 60.0, step_dec_deg: float = 30.
     ax.plot(*proj.ang2xy(np.full_like(lat, -179.99), lat, lonlat=True), color="0.3", linewidth=0.8)
     for ra in np.arange(0.0, 360.0, step_ra_deg):
         x, y = proj.ang2xy(ra, 0.0, lonlat=True)
-        ax.text(x, y, f"{ra:.0f}°", fontsize=7, color="0.3", ha="center", va="bottom")
+        ax.annotate(f"{ra:.0f}°", (x, y), fontsize=7, color="0.3", ha="center", va="bottom")
 
 
 def write_moc(ranges: ArrayLike, path: str | Path, *, max_depth: int = MAX_ORDER) -> MOC:

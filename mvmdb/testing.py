@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
 from mvmdb.db import migrate
+from mvmdb.db.admin import create_database, drop_database
 from mvmdb.db.engine import make_engine, normalize_url, start_embedded_server
 
 LOCAL_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -55,13 +56,9 @@ class DatabaseFactory:
         self._admin_engine = sa.create_engine(admin, isolation_level="AUTOCOMMIT")
         self.template = f"{prefix}_template_{uuid.uuid4().hex[:8]}"
 
-    def _exec(self, sql: str) -> None:
-        with self._admin_engine.connect() as conn:
-            conn.execute(sa.text(sql))
-
     def create_template(self) -> None:
         """Make the template database with the schema migrated to head."""
-        self._exec(f'CREATE DATABASE "{self.template}"')
+        create_database(self._admin_engine, self.template)
         engine = make_engine(self.admin.set(database=self.template), poolclass=sa.pool.NullPool)
         migrate.upgrade(engine)
         engine.dispose()
@@ -69,14 +66,14 @@ class DatabaseFactory:
     def create(self, *, migrated: bool = True) -> URL:
         name = f"{self.prefix}_{uuid.uuid4().hex[:12]}"
         if migrated:
-            self._exec(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+            create_database(self._admin_engine, name, template=self.template)
         else:
-            self._exec(f'CREATE DATABASE "{name}"')
+            create_database(self._admin_engine, name)
         return self.admin.set(database=name)
 
     def drop(self, url: URL) -> None:
-        self._exec(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)')
+        drop_database(self._admin_engine, url.database)
 
     def close(self) -> None:
-        self._exec(f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)')
+        drop_database(self._admin_engine, self.template)
         self._admin_engine.dispose()

@@ -1,4 +1,6 @@
--- The planner's SQL (mvmdb/plan.py loads this file and runs these statements as written).
+-- The planner's SQL: mvmdb/db/members.py (plan_rows) and mvmdb/db/jobs.py (enqueue_jobs,
+-- open_jobs) load this file (shipped inside the package by a wheel) and run these
+-- statements as written.
 --
 -- Statements are separated by "-- name <statement>" lines. Bind parameters are written
 -- :like_this (SQLAlchemy text()); casts use CAST(...), not the double-colon form, so that
@@ -52,14 +54,16 @@ ORDER BY s.id, e.filename COLLATE "C";          -- keys lets one sort serve GROU
 
 
 -- name enqueue_jobs
--- One queued job per planned sky cell, idempotently. The arrays give, per sky cell, the
--- highest NEW member generation its poller covers and the poller's path.
+-- One queued job per planned sky cell, idempotently: the only statement that creates
+-- jobs. The arrays give, per sky cell, the highest NEW member generation its poller
+-- covers and the poller's path (NULL keeps the queued job's path).
 --   * no open job: a queued job is inserted;
 --   * a queued job exists (unique partial index uq_job_sky_cell_queued): it is extended,
 --     its generation raised to the new maximum and its poller path updated; planning
 --     twice with nothing new changes nothing (the DO UPDATE ... WHERE filters the row);
 --   * a running job exists: it is left alone and a new queued job is added beside it,
---     unless the running job already covers every NEW member planned here.
+--     unless the running job already covers every NEW member planned here (and
+--     :beside_running is false: mvm process of one sky cell always queues one).
 -- RETURNING gives the jobs inserted (created) or extended; the rest are unchanged.
 WITH planned AS (
     SELECT *
@@ -72,7 +76,7 @@ WITH planned AS (
 INSERT INTO job AS j (sky_cell_id, generation, poller_path)
 SELECT p.sky_cell_id, p.generation, p.poller_path
 FROM planned AS p
-WHERE NOT EXISTS (
+WHERE CAST(:beside_running AS boolean) OR NOT EXISTS (
     SELECT 1
     FROM job AS r
     WHERE r.sky_cell_id = p.sky_cell_id
@@ -81,9 +85,9 @@ WHERE NOT EXISTS (
 )
 ON CONFLICT (sky_cell_id) WHERE state = 'queued' DO UPDATE
 SET generation  = GREATEST(j.generation, EXCLUDED.generation),
-    poller_path = EXCLUDED.poller_path
+    poller_path = COALESCE(EXCLUDED.poller_path, j.poller_path)
 WHERE j.generation < EXCLUDED.generation
-   OR j.poller_path IS DISTINCT FROM EXCLUDED.poller_path
+   OR j.poller_path IS DISTINCT FROM COALESCE(EXCLUDED.poller_path, j.poller_path)
 RETURNING j.id, j.sky_cell_id, j.generation, (j.xmax = 0) AS created;
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.dialects.postgresql import Range
 
 from mvmdb.db import models as m
 from mvmdb.sky.healpix import polygon_ranges
+from mvmdb.sky.grid import skycell_id
 
 ORDER = 16
 """HEALPix order at which the builder covers chips (pixels ~3.2")."""
@@ -132,7 +133,7 @@ LAYERS = {
 
 def _centre(conn: sa.Connection, projection_cell: int) -> tuple[float, float]:
     row = conn.execute(
-        sa.select(m.ProjectionCell.ra_deg, m.ProjectionCell.dec_deg).where(m.ProjectionCell.id == projection_cell)
+        sa.select(m.ProjectionCellRow.ra_deg, m.ProjectionCellRow.dec_deg).where(m.ProjectionCellRow.id == projection_cell)
     ).one()
     return float(row.ra_deg), float(row.dec_deg)
 
@@ -147,8 +148,8 @@ def build(engine: sa.Engine) -> SmallCatalog:
             cat.sky_cells[key] = name
             cat.centres[key] = _centre(conn, pc)
             conn.execute(
-                sa.insert(m.SkyCell).values(
-                    id=m.sky_cell_id(pc, x, y), name=name, projection_cell_id=pc, x=x, y=y
+                sa.insert(m.SkyCellRow).values(
+                    id=skycell_id(pc, x, y), name=name, projection_cell_id=pc, x=x, y=y
                 )
             )
         for exp in _exposures(cat.centres["A"], cat.centres["C"]):
@@ -187,7 +188,7 @@ def _insert_exposure(conn: sa.Connection, exp: Exp, cells: dict[str, tuple[int, 
         .returning(m.Exposure.id)
     ).scalar_one()
     conn.execute(
-        sa.insert(m.ExposureSkyCell).values(exposure_id=exposure_id, sky_cell_id=m.sky_cell_id(*cells[exp.sky_cell]))
+        sa.insert(m.ExposureSkyCell).values(exposure_id=exposure_id, sky_cell_id=skycell_id(*cells[exp.sky_cell]))
     )
     return exposure_id
 
@@ -229,7 +230,7 @@ def _insert_layer(
     layer_id = conn.execute(
         sa.insert(m.Layer)
         .values(
-            sky_cell_id=m.sky_cell_id(*cell), instrument=first.instrument, detector=first.detector,
+            sky_cell_id=skycell_id(*cell), instrument=first.instrument, detector=first.detector,
             filter=filt, scale=scale, name=name,
         )
         .returning(m.Layer.id)

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from mvmdb.db.models import Exposure, Job, Layer, LayerMember, SkyCell, sky_cell_id
+from mvmdb.db.models import Exposure, Job, Layer, LayerMember, SkyCellRow
+from mvmdb.sky.grid import skycell_id
 
 DATA_ROOT = "/data/hst"
 COARSE_DETECTORS = ("IR", "PC")
@@ -68,10 +69,10 @@ class Catalog:
     def sky_cell(self, name: str) -> int:
         """Create sky cell ``name`` if missing; return its id (``P*10000 + x*100 + y``)."""
         pc, x, y = parse_skycell(name)
-        sid = sky_cell_id(pc, x, y)
+        sid = skycell_id(pc, x, y)
         with self.engine.begin() as conn:
-            if conn.execute(sa.select(SkyCell.id).where(SkyCell.id == sid)).first() is None:
-                conn.execute(sa.insert(SkyCell).values(id=sid, name=name, projection_cell_id=pc, x=x, y=y))
+            if conn.execute(sa.select(SkyCellRow.id).where(SkyCellRow.id == sid)).first() is None:
+                conn.execute(sa.insert(SkyCellRow).values(id=sid, name=name, projection_cell_id=pc, x=x, y=y))
         return sid
 
     def exposure(

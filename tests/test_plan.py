@@ -7,7 +7,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from mvmdb.plan import PlanError, plan, statements
+from mvmdb.plan import PlanError, plan
+from mvmdb.resources import sql_statements
 from mvmdb.poller import read_poller
 from plan_data import Catalog
 
@@ -204,7 +205,7 @@ def test_a_running_job_gets_a_new_queued_job_beside_it(engine, cat, tmp_path):
 
 
 def test_plan_query_is_the_sql_file():
-    sql = statements()
+    sql = sql_statements("plan.sql")
     assert set(sql) >= {"plan_rows", "enqueue_jobs", "open_jobs"}
     assert "FROM layer_member\n    WHERE status = 'NEW'" in sql["plan_rows"]
     assert "ON CONFLICT (sky_cell_id) WHERE state = 'queued' DO UPDATE" in sql["enqueue_jobs"]
@@ -220,7 +221,7 @@ def test_plan_query_reads_the_partial_index(engine, cat):
         # sequential scans are priced out so that EXPLAIN shows the index can serve.
         conn.execute(sa.text("SET LOCAL enable_seqscan = off"))
         explained = conn.execute(
-            sa.text("EXPLAIN (FORMAT JSON) " + statements()["plan_rows"]), {"skycells": None}
+            sa.text("EXPLAIN (FORMAT JSON) " + sql_statements("plan.sql")["plan_rows"]), {"skycells": None}
         ).scalar_one()
     text = json.dumps(explained)
     assert '"Index Name": "ix_layer_member_new"' in text

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.options import json_option, out_file_option
 from mvmdb.db import coverage as cov
 from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
 from mvmdb.errors import MvmdbError
@@ -62,7 +63,7 @@ def _no_selection(skycell: str | None, ra: float | None, dec: float | None, radi
 @click.option("--dec", type=click.FloatRange(-90, 90), metavar="DEG", help="Declination, degrees (ICRS).")
 @click.option("--radius", type=click.FloatRange(0, 180, min_open=True), metavar="DEG", help="Cone radius, degrees.")
 @click.option("--filter", "filter_", metavar="F", help="Only this filter (e.g. f814w; case-insensitive).")
-@click.option("--json", "as_json", is_flag=True, help="JSON array of objects instead of a table.")
+@json_option("JSON array of objects instead of a table.")
 @click.pass_context
 def coverage(
     ctx: click.Context,
@@ -135,7 +136,7 @@ def _nside(ctx: click.Context, param: click.Parameter, value: int) -> int:
               help="Total exposure time (s, log colour scale) or number of exposures.")
 @click.option("--nside", type=int, default=64, show_default=True, callback=_nside,
               help=f"HEALPix resolution of the map (power of two <= {MAX_NSIDE}; 64 is ~0.9 deg pixels).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="FILE.png")
+@out_file_option("FILE.png")
 @click.pass_context
 def map_(ctx: click.Context, filter_: str | None, metric: str, nside: int, out: Path) -> None:
     """All-sky Mollweide PNG of exposure time or exposure count.
@@ -155,7 +156,7 @@ def map_(ctx: click.Context, filter_: str | None, metric: str, nside: int, out: 
 @click.option("--filter", "filter_", metavar="F", help="Only this filter (case-insensitive).")
 @click.option("--max-depth", type=click.IntRange(0, 29), default=29, show_default=True,
               help="MOC order; below 29 partly covered cells are kept (a superset).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar="FILE.fits")
+@out_file_option("FILE.fits")
 @click.pass_context
 def moc(ctx: click.Context, filter_: str | None, max_depth: int, out: Path) -> None:
     """Write the sky covered by usable exposures as an IVOA MOC (FITS; mocpy, Aladin, TOPCAT)."""

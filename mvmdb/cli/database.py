@@ -6,6 +6,7 @@ import click
 from rich.table import Table
 
 from mvmdb.cli.context import console, echo_json, engine, location
+from mvmdb.cli.options import json_option
 from mvmdb.db import migrate
 from mvmdb.db.status import row_counts
 
@@ -26,7 +27,7 @@ def init(ctx: click.Context) -> None:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@json_option("Print one JSON object.")
 @click.pass_context
 def status(ctx: click.Context, as_json: bool) -> None:
     """Where the catalog lives, its schema revision and row counts per table."""

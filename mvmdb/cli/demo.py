@@ -10,11 +10,11 @@ from pathlib import Path
 import click
 
 from mvmdb.cli.context import engine, location
+from mvmdb.cli.options import out_dir_option
 
 
 @click.command()
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("demo-output"),
-              show_default=True, help="Where the archive, pollers, products, previews (and the embedded database) go.")
+@out_dir_option("Where the archive, pollers, products, previews (and the embedded database) go.", Path("demo-output"))
 @click.option("--downscale", type=click.IntRange(1, 32), default=1, show_default=True,
               help="Shrink detectors by K (same sky footprint, K times coarser pixels): faster, smaller.")
 @click.option("--executor", default="local", show_default=True, metavar="local[:N]|dask[:N]|inline",

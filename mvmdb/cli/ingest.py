@@ -14,6 +14,7 @@ import sys
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.options import json_option
 from mvmdb.errors import ConfigError
 
 
@@ -21,7 +22,7 @@ from mvmdb.errors import ConfigError
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N",
               help="Header-reading processes (default: the usable CPU cores).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per input file on stdout.")
+@json_option("One JSON object per input file on stdout.")
 @click.option("--include-small/--no-include-small", default=None,
               help="Let ACS/HRC and ACS/SBC join layers (default: $MVM_INCLUDE_SMALL, else on).")
 @click.option("--only-cte/--no-only-cte", default=None,

@@ -9,6 +9,7 @@ import click
 from rich.table import Table
 
 from mvmdb.cli.context import echo_json, engine, console as piped_console
+from mvmdb.cli.options import json_option, out_dir_option
 from mvmdb.plan import DEFAULT_OUT, PollerFile
 from mvmdb.plan import plan as run_plan
 
@@ -17,14 +18,7 @@ MAX_TABLE_ROWS = 50
 
 
 @click.command()
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Directory for the <skycell-name>_mvm_poller.txt files.",
-)
+@out_dir_option("Directory for the <skycell-name>_mvm_poller.txt files.", DEFAULT_OUT)
 @click.option(
     "--skycell",
     "skycells",
@@ -33,7 +27,7 @@ MAX_TABLE_ROWS = 50
     help="Plan only this sky cell (skycell-p1889x07y19 or p1889x07y19); repeatable.",
 )
 @click.option("--dry-run", is_flag=True, help="Show what would be planned; write no file, queue no job.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per poller file on stdout.")
+@json_option("One JSON object per poller file on stdout.")
 @click.pass_context
 def plan(ctx: click.Context, out_dir: Path, skycells: tuple[str, ...], dry_run: bool, as_json: bool) -> None:
     """Write a poller file and queue one job per sky cell with a layer that has NEW members.

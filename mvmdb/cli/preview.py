@@ -20,13 +20,14 @@ from pathlib import Path
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.options import json_option, out_dir_option
 
 DEFAULT_OUT = Path("previews")
 
 
 def _split_targets(targets: tuple[str, ...]) -> tuple[list[str], list[Path]]:
     """Sky cell names and product files among the arguments (a one-line error otherwise)."""
-    from mvmdb.plan import PlanError, normalize_skycells
+    from mvmdb.sky.grid import normalize_skycell_names
 
     names, files = [], []
     for t in targets:
@@ -34,19 +35,18 @@ def _split_targets(targets: tuple[str, ...]) -> tuple[list[str], list[Path]]:
             files.append(Path(t))
             continue
         try:
-            names.extend(normalize_skycells([t]))
-        except PlanError:
+            names.extend(normalize_skycell_names([t]))
+        except ValueError:
             raise click.UsageError(f"{t!r} is neither a product file nor a sky cell name (skycell-p1889x07y19)") from None
     return names, files
 
 
 @click.command()
 @click.argument("targets", nargs=-1, metavar="[SKYCELL | PRODUCT.fits]...")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_OUT,
-              show_default=True, help="Directory for the PNGs.")
+@out_dir_option("Directory for the PNGs.", DEFAULT_OUT)
 @click.option("--changed", is_flag=True,
               help="Only sky cells with a product newer than its PNG (what a nightly run needs).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per PNG written on stdout.")
+@json_option("One JSON object per PNG written on stdout.")
 @click.pass_context
 def preview(ctx: click.Context, targets: tuple[str, ...], out_dir: Path, changed: bool, as_json: bool) -> None:
     """Draw quick-look PNGs of MVM products: an asinh-stretched grey image per layer
@@ -57,24 +57,13 @@ def preview(ctx: click.Context, targets: tuple[str, ...], out_dir: Path, changed
     With no argument, every current product in the catalog; with sky cell names, theirs;
     with product files, those files (the database is not used).
     """
-    from mvmdb.db.products import current_products
-    from mvmdb.preview import product_ref, stale_previews, write_previews
+    from mvmdb.preview import choose_products, write_previews
 
     names, files = _split_targets(targets)
-    refs = []
-    for f in files:
-        try:
-            refs.append(product_ref(f))
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from None
-    if names or not files:
-        rows = current_products(engine(ctx), names or None)
-        missing = sorted(set(names) - {r.skycell for r in rows})
-        if missing:
-            raise click.ClickException(f"no products in the catalog for {', '.join(missing)}")
-        refs.extend(rows)
-    if changed:
-        refs = stale_previews(refs, out_dir)
+    try:
+        refs = choose_products(lambda: engine(ctx), names, files, changed=changed, out_dir=out_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     if not refs:
         click.echo("nothing to draw: no products" + (" newer than their previews" if changed else ""), err=True)
         return

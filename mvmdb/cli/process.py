@@ -16,6 +16,8 @@ from pathlib import Path
 import click
 
 from mvmdb.cli.context import echo_json, engine
+from mvmdb.cli.options import json_option
+from mvmdb.db import jobs
 from mvmdb.process import queue
 
 DEFAULT_PRODUCTS = Path("products")
@@ -34,12 +36,12 @@ _products_option = click.option(
 def _common(f):
     for opt in reversed([
         _products_option,
-        click.option("--json", "as_json", is_flag=True, help="One JSON object per layer on stdout."),
+        json_option("One JSON object per layer on stdout."),
         click.option("--heartbeat", type=click.FloatRange(min=0.05), default=queue.DEFAULT_HEARTBEAT,
                      show_default=True, help="Seconds between heartbeats of a running job."),
-        click.option("--stale-after", type=click.FloatRange(min=0.1), default=queue.DEFAULT_STALE_AFTER,
+        click.option("--stale-after", type=click.FloatRange(min=0.1), default=jobs.DEFAULT_STALE_AFTER,
                      show_default=True, help="Seconds without heartbeat after which a running job is re-queued."),
-        click.option("--max-attempts", type=click.IntRange(min=1), default=queue.DEFAULT_MAX_ATTEMPTS,
+        click.option("--max-attempts", type=click.IntRange(min=1), default=jobs.DEFAULT_MAX_ATTEMPTS,
                      show_default=True, help="Abandoned runs after which a job is marked failed."),
         click.option("--tile", type=click.IntRange(min=64), default=None,
                      help="Output tile size (px) of the drizzle; default: one tile for layers up to 64 Mpx, "
@@ -75,7 +77,7 @@ class _Printer:
 
 
 def _settings(heartbeat, stale_after, max_attempts, tile, context) -> dict:
-    from mvmdb.process.skycell import DrawOptions
+    from mvmdb.process.draw import DrawOptions
 
     return dict(heartbeat=heartbeat, stale_after=stale_after, max_attempts=max_attempts,
                 draw=DrawOptions(tile_shape=(tile, tile) if tile else None, context=context))

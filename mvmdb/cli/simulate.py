@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from mvmdb.cli.options import out_dir_option
 from mvmdb.simulate import DEFECTS, SCENES, SimulationError, add_visit, simulate_scene
 
 
@@ -31,8 +32,7 @@ def _summary(result, verb: str) -> None:
 
 @click.command()
 @click.option("--scene", "scene", type=click.Choice(SCENES, case_sensitive=False), help="Scene to write.")
-@click.option("--out", "out_dir", required=False, type=click.Path(file_okay=False, path_type=Path),
-              help="Directory for the files, truth.ecsv and exposures.ecsv.")
+@out_dir_option("Directory for the files, truth.ecsv and exposures.ecsv.")
 @click.option("--seed", type=click.IntRange(0, 2**32 - 1), default=None,
               help="Random seed (default 0; with --new-visit: derived from the scene's seed).")
 @click.option("--downscale", type=click.IntRange(1, 256), default=1, show_default=True,

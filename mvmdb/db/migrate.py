@@ -1,8 +1,8 @@
 """Running the alembic migrations (the only way the schema is made).
 
-The migration scripts live in the top-level ``migrations/`` folder of the source tree
-(``mvm`` is run from a checkout or an editable install); ``MVMDB_MIGRATIONS`` may point
-elsewhere.
+The migration scripts are the top-level ``migrations/`` folder of the checkout, shipped
+inside the package by a wheel (:func:`mvmdb.resources.resource_dir`); ``MVMDB_MIGRATIONS``
+may point elsewhere.
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from alembic.script import ScriptDirectory
 
 from mvmdb.db.engine import connect
 from mvmdb.errors import ConfigError, SchemaOutOfDate
+from mvmdb.resources import resource_dir
 
 
 def migrations_dir() -> Path:
     env = os.environ.get("MVMDB_MIGRATIONS")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "migrations"
+    path = Path(env) if env else resource_dir("migrations")
     if not (path / "env.py").exists():
         raise ConfigError(f"alembic migrations not found in {path} (set MVMDB_MIGRATIONS)")
     return path

@@ -60,7 +60,7 @@ def _now() -> sa.ColumnElement:
     return sa.func.now()
 
 
-class ProjectionCell(Base):
+class ProjectionCellRow(Base):
     """One of the 2644 PS1-style projection cells (seeded by the first migration)."""
 
     __tablename__ = "projection_cell"
@@ -77,7 +77,7 @@ class ProjectionCell(Base):
     __table_args__ = (sa.CheckConstraint("id BETWEEN 0 AND 2643", name="id_range"),)
 
 
-class SkyCell(Base):
+class SkyCellRow(Base):
     """A sky cell, created when an exposure first touches it."""
 
     __tablename__ = "sky_cell"
@@ -300,11 +300,6 @@ class IngestRun(Base):
     summary: Mapped[dict[str, Any]] = mapped_column(server_default=sa.text("'{}'::jsonb"))
 
     __table_args__ = (sa.Index(None, "root", "status", "finished_at"),)
-
-
-def sky_cell_id(projection_cell: int, x: int, y: int) -> int:
-    """The integer key of sky cell (P, x, y): ``P*10000 + x*100 + y``."""
-    return projection_cell * 10000 + x * 100 + y
 
 
 TABLES = [t.name for t in Base.metadata.sorted_tables]

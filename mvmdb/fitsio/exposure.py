@@ -51,6 +51,7 @@ from mvmdb.fitsio.chips import ChipFootprint, FootprintError, chip_outline_pixel
 
 __all__ = [
     "HeaderError",
+    "looks_like_fits",
     "FootprintError",
     "ExposureFile",
     "ExposureHeader",
@@ -361,6 +362,15 @@ def read_exposure_file(path: str | os.PathLike) -> ExposureFile:
 
 
 # --------------------------------------------------------------------------- names
+
+
+def looks_like_fits(path: str | os.PathLike) -> bool:
+    """Whether the file starts like FITS (``SIMPLE  =``); True when it cannot be read (its reader says why)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(9) == b"SIMPLE  ="
+    except OSError:
+        return True
 
 
 def filetype_from_name(name: str) -> str | None:

@@ -236,7 +236,7 @@ class LayerArrays:
 
 
 @dataclass
-class _Plan:
+class _InputMap:
     inp: object
     mapper: object
     kind: str
@@ -275,7 +275,7 @@ _SAFETY = 1.25
 _CORNER_MARGIN_PX = 0.05
 
 
-def _guard_px(plan: _Plan, box) -> int:
+def _guard_px(plan: _InputMap, box) -> int:
     """Guard band (input px) for an input box: the images of its straight edges deviate
     from their chords by up to f2 * L^2 / 8 output px, i.e. that times ``ratio`` input px."""
     length = max(box[1] - box[0], box[3] - box[2]) + 1
@@ -298,7 +298,7 @@ def _max_curvature(mapper, shape) -> float:
     return float(np.nanmax([dxx, dyy, dxy])) / (s * s)
 
 
-def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
+def _plan_input(inp, out_wcs, tile_shape, tol) -> _InputMap:
     if not inp.exptime > 0:
         raise ValueError(f"input {inp.name!r}: exptime must be > 0")
     kind = units_kind(inp.units)
@@ -328,7 +328,7 @@ def _plan_input(inp, out_wcs, tile_shape, tol) -> _Plan:
     report = InputReport(name=inp.name, pixmap_mode=getattr(mapper, "mode", "array"),
                          pixmap_error_px=float(err), pixel_scale_ratio=float(ratio))
     corners = mapper.footprint(step=max(nx, ny))  # the four outer corners, as drizzle maps them
-    return _Plan(inp, mapper, kind, float(ratio), bbox, f2, halo, report, corners)
+    return _InputMap(inp, mapper, kind, float(ratio), bbox, f2, halo, report, corners)
 
 
 class _Scratch:
@@ -345,7 +345,7 @@ class _Scratch:
         return buf[:n].reshape(shape)
 
 
-def _read_box(plan: _Plan, box, bits, scratch: _Scratch):
+def _read_box(plan: _InputMap, box, bits, scratch: _Scratch):
     """Sky-subtracted science and EXP weights on an input box that may extend past the chip.
 
     Pixels outside the chip, non-finite or DQ-rejected get weight 0 and value 0.
@@ -374,7 +374,7 @@ def _read_box(plan: _Plan, box, bits, scratch: _Scratch):
     return data, wht
 
 
-def _box_pixmap(plan: _Plan, box, origin, scratch: _Scratch) -> np.ndarray:
+def _box_pixmap(plan: _InputMap, box, origin, scratch: _Scratch) -> np.ndarray:
     """Pixel map of input box ``(xmin, xmax, ymin, ymax)`` relative to output ``origin`` (x0, y0)."""
     bx0, bx1, by0, by1 = box
     out = scratch.get("pixmap", (by1 - by0 + 1, bx1 - bx0 + 1, 2), np.float64)

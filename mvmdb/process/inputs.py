@@ -1,8 +1,7 @@
-"""Reading a layer's member files for drizzling: SCI/DQ arrays, chip WCS, units, HDRTAB rows.
+"""A layer's member files as drizzle inputs: chips, units, input order, HDRTAB rows.
 
-Arrays are opened memory-mapped (``fits.open(memmap=True)``): the drizzle reads only the
-sub-boxes of each chip that map into the output tile at hand, so a layer of many members
-does not need their pixels in memory at once. Files stay open until the
+The files are opened memory-mapped by :func:`mvmdb.fitsio.exposure_arrays.open_exposure`
+(headers typed by the one exposure-header parser); they stay open until the
 :class:`LayerInputs` context exits.
 
 Per chip (SCI extension, in EXTVER order):
@@ -22,28 +21,18 @@ raises :class:`InputError` naming the file; the layer then fails with that reaso
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 from astropy.io import fits
-from astropy.wcs import WCS, FITSFixedWarning
+from astropy.wcs import WCS
 
 from mvmdb import rules
+from mvmdb.fitsio.exposure_arrays import InputError, open_exposure
 from mvmdb.process.drizzling import DrizzleInput, units_kind
 
 __all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "HDRTAB_COLUMNS", "input_order"]
-
-
-class InputError(RuntimeError):
-    """A member file that cannot be drizzled; ``str()`` names the file and the problem."""
-
-    def __init__(self, path: str, why: str):
-        self.path = path
-        self.why = why
-        super().__init__(f"input {path}: {why}")
 
 
 # HDRTAB: one row per input chip (spec §5.6); (column, FITS format, source) where source is
@@ -107,80 +96,43 @@ class ExposureInput:
 
 
 def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInput:
-    if not os.path.isfile(path):
-        raise InputError(path, "file is missing")
-    try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    except Exception as exc:  # astropy raises OSError, ValueError, ... for broken files
-        raise InputError(path, f"unreadable FITS file ({exc})") from None
-    handles.append(hdul)
-    try:
-        primary = hdul[0].header
-        inst = str(primary.get("INSTRUME", "")).strip().upper()
-        exptime = rules.finite_float(primary.get("EXPTIME"))
-        if exptime is None or exptime <= 0:
-            raise InputError(path, f"EXPTIME {primary.get('EXPTIME')!r} is not a positive number of seconds")
-        scis = [h for h in hdul if h.name == "SCI"]
-        if not scis:
-            raise InputError(path, "no SCI extension")
-        dqs = {h.ver: h for h in hdul if h.name == "DQ"}
-        photflam = None
-        exp = ExposureInput(
-            path=path,
-            rootname=str(primary.get("ROOTNAME", os.path.basename(path)[:9])).strip().lower(),
-            filetype="flc" if path.lower().endswith(("_flc.fits", "_flc.fits.gz")) else "flt",
-            instrument=inst,
-            detector=rules.canonical_detector(inst, primary.get("DETECTOR")),
-            filter=rules.normalize_filter(rules.raw_filter_string(primary)),
-            exptime=exptime,
-            expstart=rules.finite_float(primary.get("EXPSTART")),
-            expend=rules.finite_float(primary.get("EXPEND")),
-            proposid=int(primary["PROPOSID"]) if isinstance(primary.get("PROPOSID"), int) else None,
-            photflam=None,
-            primary=primary,
-            exposure_id=exposure_id,
-        )
-        for h in sorted(scis, key=lambda h: h.ver):
-            where = f"{os.path.basename(path)}[SCI,{h.ver}]"
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", FITSFixedWarning)
-                    w = WCS(h.header, hdul)
-            except Exception as exc:
-                raise InputError(path, f"[SCI,{h.ver}] has an unusable WCS ({exc})") from None
-            if not w.has_celestial:
-                raise InputError(path, f"[SCI,{h.ver}] has no celestial WCS")
-            bunit = str(h.header.get("BUNIT", "ELECTRONS"))
-            try:
-                units_kind(bunit)
-            except ValueError as exc:
-                raise InputError(path, f"[SCI,{h.ver}]: {exc}") from None
-            data = h.data
-            if data is None or data.ndim != 2:
-                raise InputError(path, f"[SCI,{h.ver}] has no 2-D data array")
-            dq = dqs.get(h.ver)
-            dq_data = dq.data if dq is not None and dq.data is not None and dq.data.shape == data.shape else None
-            if photflam is None:
-                photflam = rules.finite_float(h.header.get("PHOTFLAM", primary.get("PHOTFLAM")))
-            exp.chips.append(
-                DrizzleInput(
-                    sci=data,
-                    exptime=exptime,
-                    dq=dq_data,
-                    in_wcs=w,
-                    units=bunit,
-                    name=where,
-                    exposure=exp.rootname,
-                    pixel_scale=_pixel_scale(h.header, w),
-                )
+    """Open one member (:func:`mvmdb.fitsio.exposure_arrays.open_exposure`) as drizzle inputs."""
+    opened = open_exposure(path, handles)
+    h = opened.header
+    exp = ExposureInput(
+        path=path,
+        rootname=h.ipppssoot,
+        filetype=opened.filetype,
+        instrument=h.instrument,
+        detector=h.detector,
+        filter=h.filter,
+        exptime=h.exptime,
+        expstart=h.expstart,
+        expend=h.expend,
+        proposid=h.proposid,
+        photflam=opened.photflam,
+        primary=opened.primary,
+        exposure_id=exposure_id,
+    )
+    for chip in opened.chips:
+        try:
+            units_kind(chip.bunit)
+        except ValueError as exc:
+            raise InputError(path, f"[SCI,{chip.extver}]: {exc}") from None
+        exp.chips.append(
+            DrizzleInput(
+                sci=chip.sci,
+                exptime=h.exptime,
+                dq=chip.dq,
+                in_wcs=chip.wcs,
+                units=chip.bunit,
+                name=f"{os.path.basename(path)}[SCI,{chip.extver}]",
+                exposure=exp.rootname,
+                pixel_scale=_pixel_scale(chip.header, chip.wcs),
             )
-            exp.sci_headers.append(h.header)
-        exp.photflam = photflam
-        return exp
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+        )
+        exp.sci_headers.append(chip.header)
+    return exp
 
 
 def _pixel_scale(header: fits.Header, w: WCS) -> float | None:

@@ -33,17 +33,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from mvmdb.db import jobs
 from mvmdb.db.engine import make_engine
 from mvmdb.process import queue
-from mvmdb.process.skycell import (
-    DIRECT_NOTE,
-    DrawOptions,
-    LayerResult,
-    busy_results,
-    catalog_match,
-    process_job,
-    process_poller_direct,
-)
+from mvmdb.process.direct import DIRECT_NOTE, busy_results, catalog_match, process_poller_direct
+from mvmdb.process.draw import DrawOptions
+from mvmdb.process.job import LayerResult, process_job
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +61,8 @@ class Settings:
     db_url: str
     products_dir: str
     heartbeat: float = queue.DEFAULT_HEARTBEAT
-    stale_after: float = queue.DEFAULT_STALE_AFTER
-    max_attempts: int = queue.DEFAULT_MAX_ATTEMPTS
+    stale_after: float = jobs.DEFAULT_STALE_AFTER
+    max_attempts: int = jobs.DEFAULT_MAX_ATTEMPTS
     draw: DrawOptions = field(default_factory=DrawOptions)
 
     @classmethod
@@ -138,7 +133,7 @@ def process_poller(engine: sa.Engine, poller: str | os.PathLike[str], settings: 
     bookkeeping (products, NEW -> OLD, job state) stays right and no other worker draws it
     at the same time. If the sky cell is running elsewhere its layers are reported
     ``skipped``. Otherwise the poller's files are drawn directly, without the catalog
-    (:func:`mvmdb.process.skycell.process_poller_direct`), and every result says so.
+    (:func:`mvmdb.process.direct.process_poller_direct`), and every result says so.
     """
     from mvmdb.poller import read_poller
 
@@ -149,7 +144,7 @@ def process_poller(engine: sa.Engine, poller: str | os.PathLike[str], settings: 
     rows = [r for r in rows if r.skycell == skycell]
     sid, unknown = catalog_match(engine, rows)
     if sid is not None and not unknown:
-        queue.enqueue(engine, sid, poller_path=str(poller))
+        jobs.enqueue(engine, sid, poller_path=str(poller))
         job = queue.claim(engine, worker, sky_cell_id=sid)
         if job is None:
             return TaskOutcome(task, claimed=False, skycell=skycell, results=busy_results(engine, sid),
@@ -324,13 +319,13 @@ def run_queue(
     outcomes: list[TaskOutcome] = []
     try:
         if reap_first:
-            queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+            jobs.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
         while True:
-            jobs = queue.claimable_jobs(engine)
-            if not jobs:
+            claimable = jobs.claimable_jobs(engine)
+            if not claimable:
                 break
             claimed = 0
-            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in jobs]):
+            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in claimable]):
                 outcomes.append(out)
                 claimed += out.claimed
                 if on_outcome:
@@ -412,7 +407,7 @@ def run_worker(
         while True:
             now = time.monotonic()
             if now - last_reap >= reap_every:
-                queue.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
+                jobs.reap(engine, settings.stale_after, max_attempts=settings.max_attempts)
                 last_reap = now
             job = queue.claim(engine, worker)
             if job is not None:

@@ -176,29 +176,55 @@ def skymatch(
     """
     if method not in ("match", "globalmin+match", "local"):
         raise ValueError(f"unknown sky method {method!r}")
-    s = int(subsample)
-    # -- sample every chip ------------------------------------------------------
-    chips = []
-    for inp in inputs:
-        kind = units_kind(inp.units)
-        if not inp.exptime > 0:
-            raise ValueError(f"input {inp.name!r}: exptime must be > 0")
-        mapper = input_mapper(inp, out_wcs, pixmap_tol)
-        ny, nx = inp.sci.shape
-        xs = np.arange(s // 2, nx, s)
-        ys = np.arange(s // 2, ny, s)
-        vals = np.asarray(inp.sci[s // 2::s, s // 2::s], dtype=np.float64)
-        dq = None if inp.dq is None else np.asarray(inp.dq[s // 2::s, s // 2::s])
-        good = good_pixels(vals, dq, bits)
-        rate = vals / inp.exptime if kind == "counts" else vals
-        pm = mapper.evaluate_grid(xs.astype(np.float64), ys.astype(np.float64))
-        chips.append(dict(inp=inp, kind=kind, rate=rate[good], x=pm[..., 0][good], y=pm[..., 1][good],
-                          ratio=mapped_scale_ratio(mapper)))
+    chips = [_sample_chip(inp, bits, out_wcs, int(subsample), pixmap_tol) for inp in inputs]
     if cell_px is None:
-        cell_px = max(4.0, _CELL_SAMPLES * s / min(c["ratio"] for c in chips)) if chips else 32.0
+        cell_px = max(4.0, _CELL_SAMPLES * int(subsample) / min(c["ratio"] for c in chips)) if chips else 32.0
     cell_px = float(cell_px)
+    stats = _exposure_cells(chips, cell_px, nsigma, min_cell_samples)
+    index, pairs = _pair_deltas(stats, min_common_cells)
 
-    # -- group by exposure, robust levels and per-cell medians --------------------
+    # -- least squares per connected group ---------------------------------------
+    n = len(stats)
+    offsets = _solve_offsets(n, index, pairs)
+    groups = _components(n, [ij for ij, p in zip(index, pairs) if p.used])
+    for (i, j), p in zip(index, pairs):
+        p.residual_rate = float(offsets[i] - offsets[j] - p.delta_rate)
+    sky_rate = _sky_rates(method, offsets, np.array([st["local"] for st in stats]), groups)
+    group_of = {i: g for g, members in enumerate(groups) for i in members}
+
+    exposures = [
+        ExposureSky(st["exposure"], st["chips"], float(st["local"]), float(st["sigma"]), float(offsets[i]),
+                    float(sky_rate[i]), st["n"], int(st["keys"].size), group_of[i])
+        for i, st in enumerate(stats)
+    ]
+    rate_of = {st["exposure"]: sky_rate[i] for i, st in enumerate(stats)}
+    sky = []
+    for c in chips:
+        r = rate_of[c["inp"].exposure_id]
+        sky.append(float(r * c["inp"].exptime if c["kind"] == "counts" else r))
+    return SkyMatchResult(sky=sky, method=method, exposures=exposures, pairs=pairs, cell_px=cell_px)
+
+
+def _sample_chip(inp, bits: int, out_wcs, s: int, pixmap_tol: float) -> dict:
+    """Every ``s``-th good pixel of a chip: its rate (units/s) and position on the layer grid (output px)."""
+    kind = units_kind(inp.units)
+    if not inp.exptime > 0:
+        raise ValueError(f"input {inp.name!r}: exptime must be > 0")
+    mapper = input_mapper(inp, out_wcs, pixmap_tol)
+    ny, nx = inp.sci.shape
+    xs = np.arange(s // 2, nx, s)
+    ys = np.arange(s // 2, ny, s)
+    vals = np.asarray(inp.sci[s // 2::s, s // 2::s], dtype=np.float64)
+    dq = None if inp.dq is None else np.asarray(inp.dq[s // 2::s, s // 2::s])
+    good = good_pixels(vals, dq, bits)
+    rate = vals / inp.exptime if kind == "counts" else vals
+    pm = mapper.evaluate_grid(xs.astype(np.float64), ys.astype(np.float64))
+    return dict(inp=inp, kind=kind, rate=rate[good], x=pm[..., 0][good], y=pm[..., 1][good],
+                ratio=mapped_scale_ratio(mapper))
+
+
+def _exposure_cells(chips: list[dict], cell_px: float, nsigma: float, min_cell_samples: int) -> list[dict]:
+    """Per exposure (in first-seen order): robust level, sigma and the median rate per comparison cell."""
     exp_ids: list[str] = []
     for c in chips:
         e = c["inp"].exposure_id
@@ -217,8 +243,11 @@ def skymatch(
         keys, cmed = _cell_medians(cy * (2 * offset) + cx, rate[keep], min_cell_samples)
         stats.append(dict(exposure=e, chips=[c["inp"].name for c in members], local=med, sigma=sig,
                           n=int(keep.sum()), keys=keys, med=cmed))
+    return stats
 
-    # -- pairwise differences on common cells ------------------------------------
+
+def _pair_deltas(stats: list[dict], min_common_cells: int) -> tuple[list[tuple[int, int]], list[PairDelta]]:
+    """Median rate difference of every pair of exposures over their common cells."""
     pairs: list[PairDelta] = []
     index: list[tuple[int, int]] = []
     for i in range(len(stats)):
@@ -232,16 +261,12 @@ def skymatch(
             scatter = float(1.4826 * np.median(np.abs(d - delta)))
             pairs.append(PairDelta(stats[i]["exposure"], stats[j]["exposure"], delta, int(common.size), scatter))
             index.append((i, j))
+    return index, pairs
 
-    # -- least squares per connected group ---------------------------------------
-    n = len(stats)
-    offsets = _solve_offsets(n, index, pairs)
-    groups = _components(n, [ij for ij, p in zip(index, pairs) if p.used])
-    for (i, j), p in zip(index, pairs):
-        p.residual_rate = float(offsets[i] - offsets[j] - p.delta_rate)
 
-    sky_rate = np.zeros(n)
-    local = np.array([st["local"] for st in stats])
+def _sky_rates(method: str, offsets: np.ndarray, local: np.ndarray, groups: list[list[int]]) -> np.ndarray:
+    """Sky rate per exposure from the solved offsets, per connected group, as ``method`` says."""
+    sky_rate = np.zeros(len(offsets))
     for members in groups:
         m = np.array(members)
         if method == "local":
@@ -252,19 +277,7 @@ def skymatch(
             sky_rate[m] = offsets[m] - offsets[m].min()
         else:  # globalmin+match
             sky_rate[m] = offsets[m] + np.min(local[m] - offsets[m])
-    group_of = {i: g for g, members in enumerate(groups) for i in members}
-
-    exposures = [
-        ExposureSky(st["exposure"], st["chips"], float(st["local"]), float(st["sigma"]), float(offsets[i]),
-                    float(sky_rate[i]), st["n"], int(st["keys"].size), group_of[i])
-        for i, st in enumerate(stats)
-    ]
-    rate_of = {st["exposure"]: sky_rate[i] for i, st in enumerate(stats)}
-    sky = []
-    for c in chips:
-        r = rate_of[c["inp"].exposure_id]
-        sky.append(float(r * c["inp"].exptime if c["kind"] == "counts" else r))
-    return SkyMatchResult(sky=sky, method=method, exposures=exposures, pairs=pairs, cell_px=cell_px)
+    return sky_rate
 
 
 def _solve_offsets(n: int, index, pairs: list[PairDelta]) -> np.ndarray:

@@ -102,7 +102,7 @@ class SceneResult:
 
 
 @dataclass
-class VisitPlan:
+class VisitSpec:
     """One HST visit: exposures of one detector at one roll, dithered.
 
     ``target``: the pointing (deg) with POSTARG (0, 0); ``exposures``: (filter,
@@ -180,7 +180,7 @@ def dither(name: str, spacing: float, n: int) -> list[tuple[float, float]]:
     return [(spacing * k * math.cos(ang), spacing * k * math.sin(ang)) for k in range(n)]
 
 
-def expand_visit(plan: VisitPlan) -> list[tuple[ExposureSpec, str]]:
+def expand_visit(plan: VisitSpec) -> list[tuple[ExposureSpec, str]]:
     """ExposureSpecs (and expected-exclusion strings) of a visit, in time order."""
     det = detector_model(plan.instrument, plan.detector)
     ppp = program_id(plan.proposid)
@@ -228,11 +228,11 @@ _BOX_IR = ("WFC3-IR-DITHER-BOX-MIN", 0.572)
 _BOX_HRC = ("ACS-HRC-DITHER-BOX", 0.4)
 
 
-def _plan(proposid, obset, instrument, detector, exposures, target, orientat, start, pattern=None, **kw) -> VisitPlan:
+def _plan(proposid, obset, instrument, detector, exposures, target, orientat, start, pattern=None, **kw) -> VisitSpec:
     if pattern is None:
         pattern = {"WFC": _LINE_ACS, "UVIS": _LINE_UVIS, "IR": _BOX_IR}.get(detector, _BOX_HRC)
     npts = max(n for _, _, n in exposures)
-    return VisitPlan(
+    return VisitSpec(
         proposid=proposid, obset=obset, instrument=instrument, detector=detector, exposures=list(exposures),
         target=target, orientat=orientat, start=start, pattern_name=pattern[0],
         pattern=dither(pattern[0], pattern[1], npts), pattern_spacing=pattern[1], **kw,
@@ -244,7 +244,7 @@ class ScenePlan:
     name: str
     center: tuple[float, float]
     targname: str
-    visits: list[VisitPlan]
+    visits: list[VisitSpec]
     truth_radius: float = 210.0  # arcsec
     n_stars: int = 700
     n_galaxies: int = 40
@@ -544,7 +544,7 @@ def parse_defects(defects) -> list[tuple[str, str | None]]:
     return out
 
 
-def defect_visits(plan: ScenePlan, defects, seed: int) -> list[VisitPlan]:
+def defect_visits(plan: ScenePlan, defects, seed: int) -> list[VisitSpec]:
     """Extra visits that carry the requested defects (appended after the scene's visits)."""
     base = plan.visits[0]
     last = max(v.start for v in plan.visits)

@@ -691,23 +691,13 @@ def _smear(spec: ExposureSpec, det: DetectorModel, filt: FilterInfo, w: WCS, geo
     return out
 
 
-def render_chip(
-    spec: ExposureSpec,
-    geom: ChipGeometry,
-    truth: Table | None,
-    sky_e: float,
-    psf: render.PSF,
-    rng: np.random.Generator,
-    defect_rng: np.random.Generator,
-    cr_flag: int,
-):
-    """Render one chip: returns (sci, err, dq, n_cr) in the file's units."""
+def _source_signal(spec: ExposureSpec, geom: ChipGeometry, truth: Table | None, psf: render.PSF) -> np.ndarray:
+    """Noiseless electrons of the truth sources on one chip (point sources and galaxies, smeared by guiding)."""
     det = spec.model
     filt = spec.filter_info
     k = spec.downscale
     t = float(spec.exptime)
-    shape = (geom.ny, geom.nx)
-    signal = np.zeros(shape)
+    signal = np.zeros((geom.ny, geom.nx))
     w = _true_wcs(geom)
     smear = _smear(spec, det, filt, w, geom)
     art = set(spec.artifacts)
@@ -742,6 +732,26 @@ def render_chip(
         render.add_satellite(signal, srng, psf, float(srng.uniform(300.0, 3000.0)) * k)
     if "cte" in art and det.ccd:
         signal = render.cte_tails(signal, geom.chip.extver == 1, CTE_STRENGTH, CTE_SCALE_NATIVE_PX / k)
+    return signal
+
+
+def render_chip(
+    spec: ExposureSpec,
+    geom: ChipGeometry,
+    truth: Table | None,
+    sky_e: float,
+    psf: render.PSF,
+    rng: np.random.Generator,
+    defect_rng: np.random.Generator,
+    cr_flag: int,
+):
+    """Render one chip: returns (sci, err, dq, n_cr) in the file's units."""
+    det = spec.model
+    k = spec.downscale
+    t = float(spec.exptime)
+    shape = (geom.ny, geom.nx)
+    signal = _source_signal(spec, geom, truth, psf)
+    art = set(spec.artifacts)
     dark_e = det.dark * k * k * t
     full = det.full_well * k * k
     saturated = signal + sky_e > full if det.full_well > 0 else None  # decided on the noiseless signal
@@ -909,6 +919,55 @@ def render_exposure(spec: ExposureSpec, truth: Table | None) -> list[ChipPixels]
     return sorted(out, key=lambda c: c.extver)
 
 
+def _sci_cards(spec: ExposureSpec, geom: ChipGeometry, crpix: tuple[float, float], wcsname: str) -> tuple[list, np.ndarray]:
+    """The SCI extension header of one chip (``crpix`` 1-based, with the spec's WCS error) and its S_REGION points."""
+    det = spec.model
+    filt = spec.filter_info
+    chip = geom.chip
+    sci_cards = _ext_header("SCI", chip.extver, spec, det.bunit)
+    if chip.ccdchip is not None and det.ccd:
+        sci_cards.append(("CCDCHIP", chip.ccdchip, "CCD chip (1 or 2)"))
+    wcs_cards = _wcs_cards(geom, crpix, True, wcsname)
+    s_region, pts = _s_region(geom, crpix)
+    sci_cards += wcs_cards
+    sci_cards += [
+        ("LTV1", 0.0, "offset in X to subsection start"),
+        ("LTV2", 0.0, "offset in Y to subsection start"),
+        ("LTM1_1", 1.0, "reciprocal of sampling rate in X"),
+        ("LTM2_2", 1.0, "reciprocal of sampling rate in Y"),
+        ("ORIENTAT", float(round(geom.orientat, 6)), "position angle of image y axis (deg. e of n)"),
+        ("RA_APER", float(spec.ra), "RA of aperture reference position"),
+        ("DEC_APER", float(spec.dec), "Declination of aperture reference position"),
+        ("PA_APER", float(round(spec.orientat, 6)), "Position Angle of reference aperture center (deg)"),
+        ("VAFACTOR", 1.0, "velocity aberration plate scale factor"),
+        ("CENTERA1", chip.centera[0], "subarray axis1 center pt in unbinned dect. pix"),
+        ("CENTERA2", chip.centera[1], "subarray axis2 center pt in unbinned dect. pix"),
+        ("SIZAXIS1", geom.nx, "subarray axis1 size in unbinned detector pixels"),
+        ("SIZAXIS2", geom.ny, "subarray axis2 size in unbinned detector pixels"),
+        ("BINAXIS1", 1, "axis1 data bin size in unbinned detector pixels"),
+        ("BINAXIS2", 1, "axis2 data bin size in unbinned detector pixels"),
+    ]
+    if det.detector != "IR":
+        sci_cards += _photometry_cards(det, filt, spec.expstart, _chip_name(det, geom))
+    if det.detector == "IR":
+        sci_cards += [
+            ("SAMPTIME", float(spec.exptime), "total integration time (sec)"),
+            ("DELTATIM", 100.0, "integration time of this sample (sec)"),
+        ]
+    sci_cards += [
+        ("NCOMBINE", 1, "number of image sets combined during CR rejection"),
+        ("SDQFLAGS", SDQFLAGS, "serious data quality flags"),
+        ("S_REGION", s_region, ""),
+        ("IDCSCALE", float(round(det.native_scale(), 6)), "pixel scale from the IDCTAB reference file"),
+        ("IDCXREF", float(chip.crpix[0]), "reference pixel location in X"),
+        ("IDCYREF", float(chip.crpix[1]), "reference pixel location in Y"),
+        ("IDCV2REF", float(chip.v2v3ref[0]), "reference pixel's V2 position"),
+        ("IDCV3REF", float(chip.v2v3ref[1]), "reference pixel's V3 position"),
+        *_sip_cards(geom, crpix),
+    ]
+    return sci_cards, pts
+
+
 def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) -> ExposureResult:
     """Render ``spec`` from ``truth`` and write it to ``path`` (a directory or a file name).
 
@@ -918,7 +977,6 @@ def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) ->
     if path.is_dir():
         path = path / spec.filename
     det = spec.model
-    filt = spec.filter_info
     prep = _prepare(spec)
     cr_flag, skies, fwhm, geoms = prep.cr_flag, prep.skies, prep.fwhm, prep.geoms
     wcsname = spec.wcsname or f"IDC_{det.idctab}-FIT_SVM_GAIAeDR3"
@@ -940,48 +998,8 @@ def write_exposure(spec: ExposureSpec, truth: Table | None, path: str | Path) ->
         else:
             sci, err, dq, n_cr = _render_pixels(spec, truth, prep, geom, sky)
         n_cr_total += n_cr
-        sci_cards = _ext_header("SCI", chip.extver, spec, det.bunit)
-        if chip.ccdchip is not None and det.ccd:
-            sci_cards.append(("CCDCHIP", chip.ccdchip, "CCD chip (1 or 2)"))
-        wcs_cards = _wcs_cards(geom, crpix, True, wcsname)
-        s_region, pts = _s_region(geom, crpix)
+        sci_cards, pts = _sci_cards(spec, geom, crpix, wcsname)
         footprints.append(pts)
-        sci_cards += wcs_cards
-        sci_cards += [
-            ("LTV1", 0.0, "offset in X to subsection start"),
-            ("LTV2", 0.0, "offset in Y to subsection start"),
-            ("LTM1_1", 1.0, "reciprocal of sampling rate in X"),
-            ("LTM2_2", 1.0, "reciprocal of sampling rate in Y"),
-            ("ORIENTAT", float(round(geom.orientat, 6)), "position angle of image y axis (deg. e of n)"),
-            ("RA_APER", float(spec.ra), "RA of aperture reference position"),
-            ("DEC_APER", float(spec.dec), "Declination of aperture reference position"),
-            ("PA_APER", float(round(spec.orientat, 6)), "Position Angle of reference aperture center (deg)"),
-            ("VAFACTOR", 1.0, "velocity aberration plate scale factor"),
-            ("CENTERA1", chip.centera[0], "subarray axis1 center pt in unbinned dect. pix"),
-            ("CENTERA2", chip.centera[1], "subarray axis2 center pt in unbinned dect. pix"),
-            ("SIZAXIS1", geom.nx, "subarray axis1 size in unbinned detector pixels"),
-            ("SIZAXIS2", geom.ny, "subarray axis2 size in unbinned detector pixels"),
-            ("BINAXIS1", 1, "axis1 data bin size in unbinned detector pixels"),
-            ("BINAXIS2", 1, "axis2 data bin size in unbinned detector pixels"),
-        ]
-        if det.detector != "IR":
-            sci_cards += _photometry_cards(det, filt, spec.expstart, _chip_name(det, geom))
-        if det.detector == "IR":
-            sci_cards += [
-                ("SAMPTIME", float(spec.exptime), "total integration time (sec)"),
-                ("DELTATIM", 100.0, "integration time of this sample (sec)"),
-            ]
-        sci_cards += [
-            ("NCOMBINE", 1, "number of image sets combined during CR rejection"),
-            ("SDQFLAGS", SDQFLAGS, "serious data quality flags"),
-            ("S_REGION", s_region, ""),
-            ("IDCSCALE", float(round(det.native_scale(), 6)), "pixel scale from the IDCTAB reference file"),
-            ("IDCXREF", float(chip.crpix[0]), "reference pixel location in X"),
-            ("IDCYREF", float(chip.crpix[1]), "reference pixel location in Y"),
-            ("IDCV2REF", float(chip.v2v3ref[0]), "reference pixel's V2 position"),
-            ("IDCV3REF", float(chip.v2v3ref[1]), "reference pixel's V3 position"),
-            *_sip_cards(geom, crpix),
-        ]
         hdus.append((sci_cards, sci))
         lin_cards = _wcs_cards(geom, crpix, False, f"IDC_{det.idctab}")
         hdus.append((_ext_header("ERR", chip.extver, spec, det.bunit) + lin_cards, err))

@@ -45,7 +45,9 @@ __all__ = [
     "ProjectionCell",
     "SkyCell",
     "skycell_name",
+    "skycell_id",
     "parse_skycell_name",
+    "normalize_skycell_names",
     "scale_arcsec",
     "scale_ratio",
     "skycell_naxis",
@@ -297,22 +299,47 @@ def skycell_name(pc: int, x: int, y: int) -> str:
     return f"skycell-p{pc:04d}x{x:02d}y{y:02d}"
 
 
-def parse_skycell_name(name: str) -> tuple[int, int, int]:
+def skycell_id(pc, x, y):
+    """The catalog's integer key of sky cell (P, x, y): ``P*10000 + x*100 + y`` (p1889x07y19 -> 18890719).
+
+    Ids sort as the names do. Works on ints and on numpy arrays alike (no validation).
+    """
+    return pc * 10000 + x * 100 + y
+
+
+def parse_skycell_name(name: str, *, bare_ok: bool = True) -> tuple[int, int, int]:
     """``'skycell-p1889x07y19'`` (or the SCELLID form ``'p1889x07y19'``) -> ``(1889, 7, 19)``.
 
-    ``ValueError`` for malformed names or indices out of range (PC 0..2643, x, y 1..21).
+    The one sky-cell name parser. With ``bare_ok=False`` only the full ``skycell-`` form,
+    exactly (no surrounding blanks), is accepted (poller files). ``ValueError`` for
+    malformed names or indices out of range (PC 0..2643, x, y 1..21).
     """
     if not isinstance(name, str):
         raise ValueError(f"sky cell name must be a string, not {type(name).__name__}")
-    m = _NAME_RE.match(name.strip())
-    if not m:
-        raise ValueError(f"malformed sky cell name {name!r}: expected 'skycell-pPPPPxXXyYY', e.g. skycell-p1889x07y19")
+    m = _NAME_RE.match(name.strip() if bare_ok else name)
+    if not m or not (bare_ok or name.startswith("skycell-")):
+        raise ValueError(f"sky cell {name!r} does not match skycell-pPPPPxXXyYY")
     pc, x, y = (int(g) for g in m.groups())
     try:
         SkyCell(pc, x, y)  # range checks
     except ValueError as exc:
-        raise ValueError(f"sky cell name {name!r}: {exc}") from None
+        raise ValueError(f"sky cell {name!r} is outside the grid ({exc})") from None
     return pc, x, y
+
+
+def normalize_skycell_names(names) -> list[str]:
+    """Names given as ``skycell-p1889x07y19`` or ``p1889x07y19`` -> full names, without repeats, in order.
+
+    ``ValueError`` (from :func:`parse_skycell_name`) for the first bad name.
+    """
+    out: list[str] = []
+    for raw in names:
+        parse_skycell_name(raw)
+        name = raw.strip()
+        name = name if name.startswith("skycell-") else f"skycell-{name}"
+        if name not in out:
+            out.append(name)
+    return out
 
 
 @dataclass(frozen=True, order=True)
@@ -358,7 +385,7 @@ class SkyCell:
     @property
     def id(self) -> int:
         """Integer key ``projection_cell*10000 + x*100 + y`` (p1889x07y19 -> 18890719), as the catalog uses."""
-        return self.projection_cell * 10000 + self.x * 100 + self.y
+        return skycell_id(self.projection_cell, self.x, self.y)
 
     @property
     def pc(self) -> ProjectionCell:

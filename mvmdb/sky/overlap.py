@@ -37,6 +37,7 @@ from mvmdb.sky.grid import (
     SC_SPACING,
     ScaleLike,
     SkyCell,
+    skycell_id,
     _pc_arrays,
     ring_table,
 )
@@ -160,7 +161,7 @@ class CellHits:
 
     def ids(self) -> np.ndarray:
         """Integer sky-cell keys ``projection_cell*10000 + x*100 + y`` per row (the catalog's ``sky_cell.id``)."""
-        return self.projection_cell * 10000 + self.x * 100 + self.y
+        return skycell_id(self.projection_cell, self.x, self.y)
 
     def skycells(self) -> list[SkyCell]:
         """:class:`SkyCell` per row."""

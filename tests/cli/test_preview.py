@@ -15,7 +15,7 @@ from mvmdb.cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "process"))
 from test_run import tiny_cells  # noqa: E402
-from test_skycell import ingest_and_plan  # noqa: E402
+from test_job import ingest_and_plan  # noqa: E402
 
 CELL = "skycell-p1359x11y05"
 
@@ -83,7 +83,8 @@ def test_preview_errors_are_one_line(drawn, tmp_path):
 
 
 def test_reduced_read_equals_reducing_the_full_array(drawn):
-    from mvmdb.preview import block_reduce, read_sci, read_sci_reduced
+    from mvmdb.fitsio.stored_product import read_sci
+    from mvmdb.preview import block_reduce, read_sci_reduced
 
     _, products = drawn
     full = read_sci(products[0])

@@ -14,7 +14,7 @@ from mvmdb.cli.main import cli
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "process"))
 from test_run import tiny_cells  # noqa: E402
-from test_skycell import ingest_and_plan  # noqa: E402
+from test_job import ingest_and_plan  # noqa: E402
 
 KEYS = ["layer", "product", "status", "reason", "members", "keywords"]
 MVM_KEYWORDS = {"NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP", "MEANWHT", "MEDWHT", "SCELLID"}

@@ -7,14 +7,14 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from mvmdb.cli.skycell import (
+from mvmdb.cli.skycell import skycell
+from mvmdb.locate import (
     cells_for_positions,
     describe_position,
     describe_skycell,
     footprint_cells,
     parse_angle,
     read_positions_csv,
-    skycell,
 )
 
 

@@ -22,9 +22,10 @@ import pytest
 import sqlalchemy as sa
 from astropy.io import fits
 
+from mvmdb.db import jobs
 from mvmdb.process import queue, run
 from test_run import tiny_cells
-from test_skycell import ingest_and_plan
+from test_job import ingest_and_plan
 
 HEARTBEAT = 0.2
 STALE_AFTER = 1.0
@@ -105,9 +106,9 @@ def test_kill_9_then_reclaim_draws_each_layer_once(engine, db_url, tmp_path, one
     assert all(".tmp" in n or n.startswith(".spool-") for n in hidden)
 
     # a fresh heartbeat protects the job from the reaper; a stale one does not
-    assert not queue.reap(engine, stale_after=60)
+    assert not jobs.reap(engine, stale_after=60)
     time.sleep(STALE_AFTER + 3 * HEARTBEAT)
-    assert queue.reap(engine, stale_after=STALE_AFTER).requeued == [job.id]
+    assert jobs.reap(engine, stale_after=STALE_AFTER).requeued == [job.id]
     assert run.run_worker(engine, products, once=True, stale_after=STALE_AFTER) == 1
 
     job, statuses, rows = _state(engine)
@@ -141,10 +142,10 @@ def test_two_worker_processes_share_one_queue(engine, db_url, tmp_path):
     assert len(layers) == 12 and len(set(layers)) == 12  # every layer drawn, none twice
     assert {r["status"] for o in outs for r in o} == {"done"}
     with engine.connect() as conn:
-        jobs = conn.execute(sa.text("SELECT state, attempts, worker FROM job")).all()
+        job_ids = conn.execute(sa.text("SELECT state, attempts, worker FROM job")).all()
         assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 12
-    assert {j.state for j in jobs} == {"done"} and {j.attempts for j in jobs} == {0}
-    assert {j.worker.rsplit(":", 1)[1] for j in jobs} <= {str(p.pid) for p in procs}
+    assert {j.state for j in job_ids} == {"done"} and {j.attempts for j in job_ids} == {0}
+    assert {j.worker.rsplit(":", 1)[1] for j in job_ids} <= {str(p.pid) for p in procs}
 
 
 def test_sigterm_gives_the_job_back(engine, db_url, tmp_path, one_cell):

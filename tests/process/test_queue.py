@@ -10,15 +10,17 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from mvmdb.db.models import Exposure, Job, Layer, LayerMember, Product, SkyCell, sky_cell_id
+from mvmdb.db import jobs
+from mvmdb.db.models import Exposure, Job, Layer, LayerMember, Product, SkyCellRow
+from mvmdb.sky.grid import skycell_id
 from mvmdb.process import queue
 from mvmdb.process.queue import StagedProduct
 
 
 def add_sky_cell(conn, pc=1889, x=7, y=19) -> int:
-    sid = sky_cell_id(pc, x, y)
+    sid = skycell_id(pc, x, y)
     conn.execute(
-        sa.insert(SkyCell).values(id=sid, name=f"skycell-p{pc:04d}x{x:02d}y{y:02d}", projection_cell_id=pc, x=x, y=y)
+        sa.insert(SkyCellRow).values(id=sid, name=f"skycell-p{pc:04d}x{x:02d}y{y:02d}", projection_cell_id=pc, x=x, y=y)
     )
     return sid
 
@@ -34,7 +36,7 @@ def add_member(conn, sid: int, root: str, *, filt="f814w", status="NEW") -> tupl
         )
         .returning(Exposure.id)
     ).scalar_one()
-    name = conn.execute(sa.select(SkyCell.name).where(SkyCell.id == sid)).scalar_one()
+    name = conn.execute(sa.select(SkyCellRow.name).where(SkyCellRow.id == sid)).scalar_one()
     lname = f"hst_{name}_acs_wfc_{filt}_all"
     lid = conn.execute(sa.select(Layer.id).where(Layer.name == lname)).scalar()
     if lid is None:
@@ -59,43 +61,43 @@ def cells(engine):
         sids = [add_sky_cell(conn, 1889, 7, y) for y in (17, 18, 19)]
         for i, sid in enumerate(sids):
             add_member(conn, sid, f"j{i:02d}a01bq")
-    jobs = [queue.enqueue(engine, sid) for sid in sids]
-    return sids, jobs
+    job_ids = [jobs.enqueue(engine, sid) for sid in sids]
+    return sids, job_ids
 
 
 def test_enqueue_is_idempotent_and_tracks_generation(engine, cells):
-    sids, jobs = cells
-    assert queue.enqueue(engine, sids[0]) == jobs[0]
+    sids, job_ids = cells
+    assert jobs.enqueue(engine, sids[0]) == job_ids[0]
     with engine.begin() as conn:
         add_member(conn, sids[0], "j99a01bq")
         gen = conn.execute(sa.select(sa.func.max(LayerMember.generation))).scalar_one()
-    assert queue.enqueue(engine, sids[0]) == jobs[0]
-    assert _state(engine, jobs[0]).generation == gen
+    assert jobs.enqueue(engine, sids[0]) == job_ids[0]
+    assert _state(engine, job_ids[0]).generation == gen
 
 
 def test_claim_fifo_and_generation_recomputed(engine, cells):
-    sids, jobs = cells
+    sids, job_ids = cells
     with engine.begin() as conn:  # a member arriving after enqueue is covered by the claim
         add_member(conn, sids[0], "j98a01bq")
         gen = conn.execute(sa.select(sa.func.max(LayerMember.generation))).scalar_one()
     job = queue.claim(engine, "w1")
-    assert job.id == jobs[0] and job.sky_cell_id == sids[0] and job.generation == gen
+    assert job.id == job_ids[0] and job.sky_cell_id == sids[0] and job.generation == gen
     assert job.sky_cell_name == "skycell-p1889x07y17"
     row = _state(engine, job.id)
     assert row.state == "running" and row.worker == "w1" and row.heartbeat_at is not None
-    assert queue.claim(engine, "w2", job_id=jobs[0]) is None  # already running
-    assert queue.claim(engine, "w2").id == jobs[1]
+    assert queue.claim(engine, "w2", job_id=job_ids[0]) is None  # already running
+    assert queue.claim(engine, "w2").id == job_ids[1]
 
 
 def test_one_running_job_per_sky_cell(engine, cells):
-    sids, jobs = cells
+    sids, job_ids = cells
     first = queue.claim(engine, "w1", sky_cell_id=sids[0])
     with engine.begin() as conn:
         add_member(conn, sids[0], "j97a01bq")
-    second = queue.enqueue(engine, sids[0])  # planner adds a queued job while the first runs
+    second = jobs.enqueue(engine, sids[0])  # planner adds a queued job while the first runs
     assert second != first.id
     assert queue.claim(engine, "w2", job_id=second) is None
-    assert (second, sids[0]) not in queue.claimable_jobs(engine)
+    assert (second, sids[0]) not in jobs.claimable_jobs(engine)
     queue.finish(engine, first, [])
     assert queue.claim(engine, "w2", job_id=second).id == second
 
@@ -107,7 +109,7 @@ def test_concurrent_claimers_take_each_job_once(engine):
         for i, sid in enumerate(sids):
             add_member(conn, sid, f"j{i:02d}b01bq")
     for sid in sids:
-        queue.enqueue(engine, sid)
+        jobs.enqueue(engine, sid)
     eng = sa.create_engine(engine.url, pool_size=n_workers + 2)
     claimed: dict[str, list[int]] = {}
     barrier = threading.Barrier(n_workers)
@@ -135,14 +137,14 @@ def test_heartbeat_and_lost_ownership(engine, cells):
     job = queue.claim(engine, "w1")
     before = _state(engine, job.id).heartbeat_at
     time.sleep(0.01)
-    assert queue.heartbeat(engine, job)
+    assert jobs.heartbeat(engine, job)
     assert _state(engine, job.id).heartbeat_at > before
     with queue.Heartbeat(engine, job, interval=0.05) as hb:
         time.sleep(0.2)
         assert not hb.lost.is_set()
     with engine.begin() as conn:  # someone else took it over
         conn.execute(sa.update(Job).where(Job.id == job.id).values(worker="thief"))
-    assert not queue.heartbeat(engine, job)
+    assert not jobs.heartbeat(engine, job)
     with queue.Heartbeat(engine, job, interval=0.02) as hb:
         assert hb.lost.wait(120)  # returns as soon as the loss is seen; the limit is a hang guard
 
@@ -155,31 +157,31 @@ def _make_stale(engine, job_id, seconds=600):
 
 
 def test_reap_requeues_then_fails(engine, cells):
-    sids, jobs = cells
-    job = queue.claim(engine, "w1", job_id=jobs[0])
-    assert not queue.reap(engine, stale_after=60)  # fresh heartbeat: untouched
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
+    assert not jobs.reap(engine, stale_after=60)  # fresh heartbeat: untouched
     _make_stale(engine, job.id)
-    res = queue.reap(engine, stale_after=60, max_attempts=2)
+    res = jobs.reap(engine, stale_after=60, max_attempts=2)
     assert res.requeued == [job.id]
     row = _state(engine, job.id)
     assert row.state == "queued" and row.attempts == 1 and row.worker is None and "w1" in row.reason
-    assert not queue.heartbeat(engine, job)  # the old holder lost it
-    again = queue.claim(engine, "w2", job_id=jobs[0])
+    assert not jobs.heartbeat(engine, job)  # the old holder lost it
+    again = queue.claim(engine, "w2", job_id=job_ids[0])
     _make_stale(engine, again.id)
-    res = queue.reap(engine, stale_after=60, max_attempts=2)
+    res = jobs.reap(engine, stale_after=60, max_attempts=2)
     assert res.failed == [job.id]
     row = _state(engine, job.id)
     assert row.state == "failed" and row.attempts == 2 and "abandoned 2 times" in row.reason
 
 
 def test_reap_merges_into_queued_job(engine, cells):
-    sids, jobs = cells
-    job = queue.claim(engine, "w1", job_id=jobs[0])
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
     with engine.begin() as conn:
         add_member(conn, sids[0], "j96a01bq")
-    newer = queue.enqueue(engine, sids[0])
+    newer = jobs.enqueue(engine, sids[0])
     _make_stale(engine, job.id)
-    res = queue.reap(engine, stale_after=60)
+    res = jobs.reap(engine, stale_after=60)
     assert res.merged == {job.id: newer}
     with engine.connect() as conn:
         rows = conn.execute(sa.select(Job.id, Job.state, Job.attempts).where(Job.sky_cell_id == sids[0])).all()
@@ -189,23 +191,23 @@ def test_reap_merges_into_queued_job(engine, cells):
 
 
 def test_reap_skips_a_job_being_finished(engine, cells):
-    sids, jobs = cells
-    job = queue.claim(engine, "w1", job_id=jobs[0])
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
     _make_stale(engine, job.id)
     with engine.connect() as conn, conn.begin():
         conn.execute(sa.select(Job.id).where(Job.id == job.id).with_for_update())
-        assert not queue.reap(engine, stale_after=60)
+        assert not jobs.reap(engine, stale_after=60)
 
 
 def test_finish_publishes_products_and_flips_only_covered_members(engine, cells, tmp_path):
-    sids, jobs = cells
+    sids, job_ids = cells
     with engine.connect() as conn:
         lid, eid = conn.execute(
             sa.select(LayerMember.layer_id, LayerMember.exposure_id)
             .join(Layer, Layer.id == LayerMember.layer_id)
             .where(Layer.sky_cell_id == sids[0])
         ).one()
-    job = queue.claim(engine, "w1", job_id=jobs[0])
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
     with engine.begin() as conn:  # arrives during the run: newer generation, not drawn
         _, late = add_member(conn, sids[0], "j95a01bq")
     tmp = tmp_path / ".x.fits.tmp-1"
@@ -220,7 +222,7 @@ def test_finish_publishes_products_and_flips_only_covered_members(engine, cells,
     with engine.connect() as conn:
         status = dict(conn.execute(sa.select(LayerMember.exposure_id, LayerMember.status).where(LayerMember.layer_id == lid)).all())
         prod = conn.execute(sa.select(Product).where(Product.layer_id == lid)).one()
-        cell = conn.execute(sa.select(SkyCell).where(SkyCell.id == sids[0])).one()
+        cell = conn.execute(sa.select(SkyCellRow).where(SkyCellRow.id == sids[0])).one()
     assert status == {eid: "OLD", late: "NEW"}
     assert prod.path == str(final) and prod.keywords == {"NPIXFRAC": 0.5} and (prod.box_xmin, prod.box_ymax) == (1, 4)
     assert (cell.box_xmin, cell.box_xmax, cell.box_ymin, cell.box_ymax) == (1, 2, 3, 4)
@@ -228,14 +230,14 @@ def test_finish_publishes_products_and_flips_only_covered_members(engine, cells,
 
 
 def test_finish_refuses_a_lost_job_and_discards(engine, cells, tmp_path):
-    sids, jobs = cells
-    job = queue.claim(engine, "w1", job_id=jobs[0])
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
     _make_stale(engine, job.id)
-    queue.reap(engine, stale_after=60)
+    jobs.reap(engine, stale_after=60)
     tmp = tmp_path / ".y.tmp-1"
     tmp.write_bytes(b"x")
     staged = StagedProduct(1, tmp, tmp_path / "y.fits", "c" * 64, 1, 1, {}, (0, 0, 0, 0), [1])
-    with pytest.raises(queue.JobLost):
+    with pytest.raises(jobs.JobLost):
         queue.finish(engine, job, [staged])
     assert not tmp.exists() and not (tmp_path / "y.fits").exists()
     with engine.connect() as conn:
@@ -243,26 +245,26 @@ def test_finish_refuses_a_lost_job_and_discards(engine, cells, tmp_path):
 
 
 def test_fail_and_release(engine, cells):
-    sids, jobs = cells
-    job = queue.claim(engine, "w1", job_id=jobs[0])
-    assert queue.release(engine, job)
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
+    assert jobs.release(engine, job)
     assert _state(engine, job.id).state == "queued"
-    job = queue.claim(engine, "w1", job_id=jobs[0])
-    assert queue.fail(engine, job, "input /x/y_flc.fits unreadable")
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
+    assert jobs.fail(engine, job, "input /x/y_flc.fits unreadable")
     row = _state(engine, job.id)
     assert row.state == "failed" and "y_flc.fits" in row.reason and row.finished_at is not None
-    assert not queue.fail(engine, job, "again")
+    assert not jobs.fail(engine, job, "again")
 
 
 def test_finish_consumes_layers_with_nothing_to_draw(engine, cells):
-    sids, jobs = cells
+    sids, job_ids = cells
     with engine.connect() as conn:
         lid, eid = conn.execute(
             sa.select(LayerMember.layer_id, LayerMember.exposure_id)
             .join(Layer, Layer.id == LayerMember.layer_id)
             .where(Layer.sky_cell_id == sids[1])
         ).one()
-    job = queue.claim(engine, "w1", job_id=jobs[1])
+    job = queue.claim(engine, "w1", job_id=job_ids[1])
     queue.finish(engine, job, [], consumed=[(lid, [eid])])
     with engine.connect() as conn:
         assert conn.execute(sa.select(LayerMember.status).where(LayerMember.layer_id == lid)).scalar_one() == "OLD"

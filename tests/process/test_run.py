@@ -8,9 +8,10 @@ import pytest
 import sqlalchemy as sa
 
 from mvmdb.process import queue, run
-from mvmdb.process.skycell import DIRECT_NOTE, JSON_KEYS
+from mvmdb.process.direct import DIRECT_NOTE
+from mvmdb.process.job import JSON_KEYS
 from mvmdb.sky.grid import SkyCell
-from test_skycell import ingest_and_plan, star_truth, write_member
+from test_job import ingest_and_plan, star_truth, write_member
 
 TINY = 40  # px: a 5" WFC3/IR cut-out -> a ~130 x 130 px fine layer, drawn in milliseconds
 
@@ -149,17 +150,17 @@ def test_large_layers_are_tiled_and_spooled_with_the_same_result(engine, tmp_pat
     import numpy as np
     from astropy.io import fits
 
-    from mvmdb.process import skycell
+    from mvmdb.process import draw, job
 
     cells = tiny_cells(tmp_path / "in", 1)
     (poller,) = ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
     (out,) = run.run_queue(engine, tmp_path / "memory", executor="inline")
     # the same layer again, as if it were too big for memory: 64 x 64 tiles spooled to disk
-    monkeypatch.setattr(skycell, "IN_MEMORY_MAX_PIXELS", 1000)
-    monkeypatch.setattr(skycell, "LARGE_TILE", (64, 64))
+    monkeypatch.setattr(draw, "IN_MEMORY_MAX_PIXELS", 1000)
+    monkeypatch.setattr(draw, "LARGE_TILE", (64, 64))
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE layer_member SET status = 'NEW'"))
-    spooled = skycell.process_sky_cell(engine, cells[0][0].id, tmp_path / "spooled")
+    spooled = job.process_sky_cell(engine, cells[0][0].id, tmp_path / "spooled")
     assert {r.status for r in spooled} == {"done"}
     for a, b in zip(sorted(out.results, key=lambda r: r.layer), sorted(spooled, key=lambda r: r.layer)):
         with fits.open(a.product) as ha, fits.open(b.product) as hb:

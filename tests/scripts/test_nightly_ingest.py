@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from mvmdb.db.runs import ADVISORY_LOCK_KEY
 from ingest_data import HRC, IR, variant
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "nightly_ingest"
@@ -103,9 +104,9 @@ def test_lock_file_and_advisory_lock_prevent_overlap(engine, db_url, tmp_path):
     assert result.returncode == 3 and "lock file" in result.stderr
     module = load_script()
     with engine.connect() as conn:
-        assert conn.execute(sa.select(sa.func.pg_try_advisory_lock(module.ADVISORY_LOCK_KEY))).scalar_one()
+        assert conn.execute(sa.select(sa.func.pg_try_advisory_lock(ADVISORY_LOCK_KEY))).scalar_one()
         result = run_script(db_url, home, root)
-        conn.execute(sa.select(sa.func.pg_advisory_unlock(module.ADVISORY_LOCK_KEY)))
+        conn.execute(sa.select(sa.func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
     assert result.returncode == 3 and "advisory lock" in result.stderr
     assert runs(engine) == []
     assert run_script(db_url, home, root).returncode == 0

@@ -221,7 +221,7 @@ def test_names_round_trip():
     "SKYCELL-P1889X07Y19", "", "skycell-", "skycell-p188ax07y19", "hst_skycell-p1889x07y19",
 ])
 def test_malformed_names(bad):
-    with pytest.raises(ValueError, match="malformed"):
+    with pytest.raises(ValueError, match="does not match skycell-pPPPPxXXyYY"):
         parse_skycell_name(bad)
 
 

@@ -325,17 +325,17 @@ def test_a_file_failing_again_keeps_one_error_row_and_a_fixed_file_clears_it(eng
 
 
 def test_a_database_failure_costs_only_its_own_file(engine, tmp_path, monkeypatch):
-    from mvmdb import ingest as ingest_module
+    from mvmdb.db import exposures
 
     paths = [variant(IR, tmp_path / f"ib3y01c{i}q_flt.fits", primary={"ROOTNAME": f"ib3y01c{i}q"}) for i in range(4)]
-    original = ingest_module._Ingester._write
+    original = exposures.write
 
-    def failing(self, cur, writes):
+    def failing(cur, writes, **kwargs):
         if any(row[0] == "ib3y01c2q" for row in writes.exposures):
             raise RuntimeError("simulated constraint violation")
-        return original(self, cur, writes)
+        return original(cur, writes, **kwargs)
 
-    monkeypatch.setattr(ingest_module._Ingester, "_write", failing)
+    monkeypatch.setattr(exposures, "write", failing)
     res = by_name(ingest(engine, paths, jobs=1))
     assert res["ib3y01c2q_flt.fits"].status == "error" and "simulated constraint" in res["ib3y01c2q_flt.fits"].reason
     assert sorted(exposure_rows(engine)) == ["ib3y01c0q_flt", "ib3y01c1q_flt", "ib3y01c3q_flt"]
