@@ -844,46 +844,22 @@ def add_visit(
     """
     t0 = time.perf_counter()
     out = Path(out_dir)
-    manifest_path = out / MANIFEST_FILE
-    truth_path = out / TRUTH_FILE
-    if not manifest_path.is_file() or not truth_path.is_file():
-        raise SimulationError(f"{out} is not a scene directory (no {MANIFEST_FILE} / {TRUTH_FILE})")
-    manifest = read_manifest(manifest_path)
-    truth = Table.read(truth_path, format="ascii.ecsv")
-    meta = dict(manifest.meta)
-    scene = str(meta.get("scene", "custom"))
-    if scene == "bulk":
-        raise SimulationError("add_visit needs a compact scene; 'bulk' spreads over the whole sky")
+    manifest_path, truth_path = out / MANIFEST_FILE, out / TRUTH_FILE
+    manifest, truth, meta, scene = _read_scene(out)
     n_added = int(meta.get("added_visits", 0))
     base_seed = int(meta.get("seed", 0))
     vseed = stable_seed(base_seed, "new-visit", n_added) if seed is None else stable_seed(int(seed), "new-visit")
     rng = np.random.default_rng(vseed)
-    clean = [i for i in range(len(manifest)) if not str(manifest["defects"][i]).strip()]
-    if not clean:
-        raise SimulationError("the scene has no clean exposure to place a new visit on")
-    ranks = [_FOOTPRINT_RANK.get(str(manifest["detector"][i]), 9) for i in clean]
-    widest = [i for i, r in zip(clean, ranks) if r == min(ranks)]
-    ref = manifest[widest[int(rng.integers(len(widest)))]]
-    try:
-        plan = scene_plan(scene, base_seed)
-        default_new = plan.new_visit
-    except SimulationError:
-        default_new = ("WFC3", "IR", "F160W")
-    inst = (instrument or default_new[0]).upper()
-    det_name = (detector or (default_new[1] if instrument is None else None) or "").upper()
-    if not det_name:
-        raise SimulationError("give the detector together with the instrument")
-    det = detector_model(inst, det_name)
-    filt = (filter or (default_new[2] if (inst, det_name) == default_new[:2] else next(iter(det.filters)))).upper()
-    det.filter(filt)
+    ref = _widest_clean_exposure(manifest, rng)
+    det, filt = _new_visit_detector(scene, base_seed, instrument, detector, filter)
     r = 2.0 * math.sqrt(rng.uniform())
     phi = rng.uniform(0, 2 * math.pi)
     target = offset_position(float(ref["ra_aper"]), float(ref["dec_aper"]), r * math.sin(phi), r * math.cos(phi))
     start = float(np.max(manifest["epoch"])) + float(rng.uniform(30.0, 120.0))
     proposid = 17100 + n_added
     texp = float(exptime) if exptime else float(np.round(rng.uniform(250.0, 900.0), 1))
-    vp = _plan(proposid, "01", inst, det_name, [(filt, texp, int(n_exposures))], target, float(ref["orientat"]),
-               round(start, 6), targname=scene.upper() + "-NEW", target_radec=target)
+    vp = _plan(proposid, "01", det.instrument, det.detector, [(filt, texp, int(n_exposures))], target,
+               float(ref["orientat"]), round(start, 6), targname=scene.upper() + "-NEW", target_radec=target)
     downscale = int(meta.get("downscale", 1))
     header_only = bool(meta.get("header_only", False))
     specs = _specs_for([vp], seed=vseed[0], downscale=downscale, header_only=header_only, scene=scene)
@@ -903,3 +879,44 @@ def add_visit(
     new_manifest = _manifest_table(old_rows + rows, meta)
     _write_ecsv(new_manifest, manifest_path)
     return SceneResult(scene, out, paths, truth_path, manifest_path, time.perf_counter() - t0, new_manifest)
+
+
+def _read_scene(out: Path) -> tuple[Table, Table, dict, str]:
+    """(manifest, truth, manifest meta, scene name) of a scene directory that can take a new visit."""
+    manifest_path, truth_path = out / MANIFEST_FILE, out / TRUTH_FILE
+    if not manifest_path.is_file() or not truth_path.is_file():
+        raise SimulationError(f"{out} is not a scene directory (no {MANIFEST_FILE} / {TRUTH_FILE})")
+    manifest = read_manifest(manifest_path)
+    truth = Table.read(truth_path, format="ascii.ecsv")
+    meta = dict(manifest.meta)
+    scene = str(meta.get("scene", "custom"))
+    if scene == "bulk":
+        raise SimulationError("add_visit needs a compact scene; 'bulk' spreads over the whole sky")
+    return manifest, truth, meta, scene
+
+
+def _widest_clean_exposure(manifest: Table, rng: np.random.Generator):
+    """A manifest row of a defect-free exposure of the widest detector present (drawn with ``rng``)."""
+    clean = [i for i in range(len(manifest)) if not str(manifest["defects"][i]).strip()]
+    if not clean:
+        raise SimulationError("the scene has no clean exposure to place a new visit on")
+    ranks = [_FOOTPRINT_RANK.get(str(manifest["detector"][i]), 9) for i in clean]
+    widest = [i for i, r in zip(clean, ranks) if r == min(ranks)]
+    return manifest[widest[int(rng.integers(len(widest)))]]
+
+
+def _new_visit_detector(scene: str, base_seed: int, instrument: str | None, detector: str | None,
+                        filter: str | None):
+    """(detector model, filter) of a new visit: the given ones, else the scene's default new visit."""
+    try:
+        default_new = scene_plan(scene, base_seed).new_visit
+    except SimulationError:
+        default_new = ("WFC3", "IR", "F160W")
+    inst = (instrument or default_new[0]).upper()
+    det_name = (detector or (default_new[1] if instrument is None else None) or "").upper()
+    if not det_name:
+        raise SimulationError("give the detector together with the instrument")
+    det = detector_model(inst, det_name)
+    filt = (filter or (default_new[2] if (inst, det_name) == default_new[:2] else next(iter(det.filters)))).upper()
+    det.filter(filt)
+    return det, filt
