@@ -13,7 +13,7 @@ Per chip (SCI extension, in EXTVER order):
 * ``in_wcs``: the full chip WCS, ``WCS(header, hdulist)``: TAN + SIP plus the lookup-table
   distortions (``CPDIS``/``D2IM``) the FLT/FLC files carry;
 * ``exptime``: primary ``EXPTIME`` (s), which is also the EXP drizzle weight;
-* ``pixel_scale``: ``IDCSCALE`` (arcsec/px) when present.
+* ``pixel_scale``: the archive's input pixel scale (arcsec/px), see :func:`_pixel_scale`.
 
 Any problem with a file -- missing, not FITS, no SCI extension, unusable WCS or units --
 raises :class:`InputError` naming the file; the layer then fails with that reason.
@@ -183,19 +183,26 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
         raise InputError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def _pixel_scale(header: fits.Header, w: WCS) -> float | None:
-    """Nominal input pixel scale (arcsec/px) for drizzle's ``pixel_scale_ratio`` and ``iscale``.
+def _pixel_scale(header: fits.Header, w: WCS) -> float:
+    """Input pixel scale (arcsec/px) for drizzle's ``pixel_scale_ratio`` and ``iscale``, as the archive
+    computes it (drizzlepac ``imageObject.compute_wcslin`` -> stwcs ``HSTWCS.pscale``).
 
-    ``IDCSCALE`` (the distortion model's nominal scale) when it matches the WCS; files whose
-    pixels are binned -- or shrunk by the simulator's ``downscale`` -- keep the unbinned
-    IDCSCALE, so it is multiplied by the integer factor the WCS shows. Without IDCSCALE the
-    WCS's linear scale is used (drizzling's default).
+    * Chips with a SIP distortion: the undistorted WCS has an orthogonal CD of scale
+      ``IDCSCALE``, or sqrt|det CD| when IDCSCALE is missing. Files whose pixels are binned
+      -- or shrunk by the simulator's ``downscale`` -- keep the unbinned IDCSCALE, so it is
+      multiplied by the integer factor the WCS shows.
+    * Chips without SIP: the chip WCS itself, whose ``pscale`` is the length of the first CD
+      column, ``sqrt(CD1_1**2 + CD2_1**2)`` (not sqrt|det CD|: for a skewed CD the two differ;
+      the archive's WFC3/IR FLTs without IDCSCALE give 0.13560 against 0.12825"/px).
     """
     from mvmdb.process.pixmap import pixel_scale_arcsec
 
+    if w.sip is None:
+        cd = w.celestial.pixel_scale_matrix
+        return float(np.hypot(cd[0, 0], cd[1, 0]) * 3600.0)
     idc = rules.finite_float(header.get("IDCSCALE"))
     if idc is None or idc <= 0:
-        return None
+        return pixel_scale_arcsec(w)
     factor = pixel_scale_arcsec(w) / idc
     return idc * max(1, round(factor)) if factor > 1.5 else idc
 
