@@ -256,7 +256,11 @@ def _hdu_bytes(hdu) -> bytes:
 
 
 def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
-    """HDRTAB from a list of dicts; keys missing from a row get '' / NaN / 0 / False."""
+    """HDRTAB from a list of dicts; keys missing from a row (or None) get '' / NaN / 0 / False.
+
+    A column is text if any row holds text, else float if any holds a float; a column no
+    row has a value for is float (NaN).
+    """
     keys: list[str] = []
     for r in rows:
         for k in r:
@@ -265,7 +269,11 @@ def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
     cols = {}
     for k in keys:
         present = [r[k] for r in rows if k in r and r[k] is not None]
-        sample = present[0] if present else ""
+        sample = present[0] if present else float("nan")  # a keyword no input has: NaN, as the archive
+        if any(isinstance(v, str) for v in present):
+            sample = ""
+        elif any(isinstance(v, (float, np.floating)) for v in present):
+            sample = 0.0
         if isinstance(sample, (bool, np.bool_)):
             default = False
         elif isinstance(sample, (int, np.integer)):

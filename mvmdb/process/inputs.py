@@ -1,4 +1,4 @@
-"""Reading a layer's member files for drizzling: SCI/DQ arrays, chip WCS, units, HDRTAB rows.
+"""Reading a layer's member files for drizzling: SCI/DQ arrays, chip WCS, units, headers.
 
 Arrays are opened memory-mapped (``fits.open(memmap=True)``): the drizzle reads only the
 sub-boxes of each chip that map into the output tile at hand, so a layer of many members
@@ -34,7 +34,7 @@ from astropy.wcs import WCS, FITSFixedWarning
 from mvmdb import rules
 from mvmdb.process.drizzling import DrizzleInput, units_kind
 
-__all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "HDRTAB_COLUMNS", "input_order"]
+__all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "input_order"]
 
 
 class InputError(RuntimeError):
@@ -44,45 +44,6 @@ class InputError(RuntimeError):
         self.path = path
         self.why = why
         super().__init__(f"input {path}: {why}")
-
-
-# HDRTAB: one row per input chip (spec §5.6); (column, FITS format, source) where source is
-# 'P' primary header, 'S' SCI header, or a computed value.
-HDRTAB_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("ROOTNAME", "9A", "P"),
-    ("HAPEXPNAME", "64A", "computed"),
-    ("EXTNAME", "8A", "computed"),
-    ("EXTVER", "J", "computed"),
-    ("INSTRUME", "8A", "P"),
-    ("DETECTOR", "8A", "P"),
-    ("FILTER", "40A", "computed"),
-    ("PROPOSID", "J", "P"),
-    ("LINENUM", "16A", "P"),
-    ("TARGNAME", "32A", "P"),
-    ("DATE-OBS", "10A", "P"),
-    ("TIME-OBS", "8A", "P"),
-    ("EXPSTART", "D", "P"),
-    ("EXPEND", "D", "P"),
-    ("EXPTIME", "D", "P"),
-    ("PHOTMODE", "64A", "S"),
-    ("PHOTFLAM", "D", "S"),
-    ("PHOTPLAM", "D", "S"),
-    ("PHOTBW", "D", "S"),
-    ("PHOTZPT", "D", "S"),
-    ("BUNIT", "16A", "S"),
-    ("WCSNAME", "64A", "S"),
-    ("CRPIX1", "D", "S"),
-    ("CRPIX2", "D", "S"),
-    ("CRVAL1", "D", "S"),
-    ("CRVAL2", "D", "S"),
-    ("CD1_1", "D", "S"),
-    ("CD1_2", "D", "S"),
-    ("CD2_1", "D", "S"),
-    ("CD2_2", "D", "S"),
-    ("NAXIS1", "J", "S"),
-    ("NAXIS2", "J", "S"),
-    ("MDRIZSKY", "D", "computed"),
-)
 
 
 @dataclass
@@ -225,27 +186,6 @@ class LayerInputs:
     @property
     def chips(self) -> list[DrizzleInput]:
         return [c for e in self.exposures for c in e.chips]
-
-    def hdrtab_rows(self, skies: Sequence[float] | None = None) -> list[dict[str, Any]]:
-        """HDRTAB rows (one per chip, :data:`HDRTAB_COLUMNS`); ``skies``: sky per chip (units of its data)."""
-        rows = []
-        k = 0
-        for e in self.exposures:
-            for chip, hdr in zip(e.chips, e.sci_headers):
-                row: dict[str, Any] = {}
-                for name, _fmt, src in HDRTAB_COLUMNS:
-                    if src == "P":
-                        row[name] = e.primary.get(name)
-                    elif src == "S":
-                        row[name] = hdr.get(name, e.primary.get(name))
-                row["HAPEXPNAME"] = os.path.basename(e.path)
-                row["EXTNAME"] = "SCI"
-                row["EXTVER"] = int(hdr.get("EXTVER", 1))
-                row["FILTER"] = e.filter
-                row["MDRIZSKY"] = float(skies[k]) if skies is not None else float(chip.sky)
-                rows.append(row)
-                k += 1
-        return rows
 
     def close(self) -> None:
         for h in self._handles:

@@ -427,6 +427,7 @@ def draw_layer(
     from mvmdb.fitsio.product import LayerSpool, write_product
     from mvmdb.process.drizzling import drizzle_layer, final_bits
     from mvmdb.process.inputs import open_inputs
+    from mvmdb.process import product_headers
     from mvmdb.process.keywords import FootprintRaster, mvm_keywords
     from mvmdb.process.skymatch import skymatch
     from mvmdb.sky.overlap import box_wcs
@@ -489,20 +490,19 @@ def draw_layer(
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
             primary = _primary_keywords(layer, cell, li, product_name, mvm, bits, [c.sky for c in chips],
                                         dict(extra_keywords or {}))
-            wcs_header = out_wcs.to_header()
-            wcs_header["S_REGION"] = (_s_region(out_wcs, shape), "spatial extent of the layer's box")
-            hdrtab = li.hdrtab_rows([c.sky for c in chips])
+            heads = product_headers.layer_headers(li, layer.instrument, product_name, primary, out_wcs, shape,
+                                                  polys, pixfrac=1.0, context=options.context)
             clock.lap("keywords")
             written = write_product(
                 path,
-                primary=primary,
+                primary=heads.primary,
                 sci=sci,
                 wht=wht,
                 nexp=nexp,
                 ctx=ctx,
-                wcs_header=wcs_header,
-                hdrtab=hdrtab,
-                extra_headers={"SCI": {"BUNIT": ("ELECTRONS/S", "brightness units")}, "WHT": {"BUNIT": ("SECONDS", "")}},
+                wcs_header=heads.wcs,
+                hdrtab=heads.hdrtab,
+                extra_headers={"SCI": heads.sci, "WHT": {"BUNIT": ("SECONDS", "")}},
             )
             clock.lap("write")
         finally:
@@ -515,14 +515,6 @@ def draw_layer(
         product_name=product_name, member_ids=[m.exposure_id for m in layer.members if m.exposure_id is not None],
         seconds=dict(clock.laps),
     )
-
-
-def _s_region(w, shape) -> str:
-    ny, nx = shape
-    x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-    y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    ra, dec = w.pixel_to_world_values(x, y)
-    return "POLYGON ICRS " + " ".join(f"{a:.7f} {d:.7f}" for a, d in zip(ra, dec))
 
 
 # --------------------------------------------------------------------------- re-embedding
@@ -538,6 +530,7 @@ def reembed_product(src: Path, old_box: embed.Box, new_box: embed.Box, cell: Sky
     from astropy.io import fits
 
     from mvmdb.fitsio.product import write_product
+    from mvmdb.process.product_headers import wcs_cards
     from mvmdb.sky.overlap import box_wcs
 
     new_wcs = box_wcs(cell, new_box, scale)
@@ -556,12 +549,13 @@ def reembed_product(src: Path, old_box: embed.Box, new_box: embed.Box, cell: Sky
             tab = hdul["HDRTAB"].data
             for rec in tab:
                 rows.append({n: _py(rec[n]) for n in tab.names})
-        wcs_header = new_wcs.to_header()
-        wcs_header["S_REGION"] = (_s_region(new_wcs, embed.shape(new_box)), "spatial extent of the layer's box")
-        bunit = sci_h.get("BUNIT", "ELECTRONS/S")
+        wcs_header = wcs_cards(new_wcs)
+        # the SCI header's own cards (photometry, S_REGION: the data do not move on the sky) are kept
+        sci_extra = fits.Header([c for c in sci_h.cards if c.keyword not in wcs_header
+                                 and not c.keyword.startswith(("PC1_", "PC2_", "CDELT", "CUNIT"))])
         written = write_product(
             dest, primary=primary, sci=sci, wht=wht, nexp=nexp, ctx=ctx, wcs_header=wcs_header, hdrtab=rows,
-            extra_headers={"SCI": {"BUNIT": (bunit, "brightness units")}, "WHT": {"BUNIT": ("SECONDS", "")}},
+            extra_headers={"SCI": sci_extra, "WHT": {"BUNIT": ("SECONDS", "")}},
         )
     return written.sha256, written.size
 

@@ -81,3 +81,57 @@ def test_pixels_and_flux_match_the_archive(drawn, product):
     # the data's edges within a few pixels of the archive's
     mine = (int(x.min()), int(x.max()), int(y.min()), int(y.max()))
     assert np.all(np.abs(np.subtract(mine, box_arch)) <= 3), (mine, box_arch)
+
+
+@pytest.mark.parametrize("product", av.PRODUCTS)
+def test_sci_header_has_the_archives_photometry_and_cd_wcs(drawn, product):
+    h = fits.getheader(drawn[product], "SCI")
+    expected = av.PHOT["f098m" if "_f098m_" in product else "f140w"]
+    for key, value in expected.items():
+        assert h[key] == (value if isinstance(value, str) else pytest.approx(value, rel=1e-7)), key
+    assert "PC1_1" not in h and "CDELT1" not in h
+    # what stwcs HSTWCS computes: pscale = |first CD column|, orientat = atan2(CD1_2, CD2_2)
+    pscale = np.hypot(h["CD1_1"], h["CD2_1"]) * 3600
+    assert pscale == pytest.approx(0.12 if "_coarse-" in product else 0.04)
+    assert h["ORIENTAT"] == pytest.approx(np.degrees(np.arctan2(h["CD1_2"], h["CD2_2"]))) == 0.0
+    assert (h["VAFACTOR"], h["LTV1"], h["LTV2"], h["LTM1_1"], h["LTM2_2"]) == (1.0, 0.0, 0.0, 1.0, 1.0)
+    assert h["BUNIT"] == "ELECTRONS/S"
+
+
+@pytest.mark.parametrize("product", av.PRODUCTS)
+def test_s_region_outlines_the_data(drawn, product):
+    h = fits.getheader(drawn[product], "SCI")
+    region = h["S_REGION"]
+    assert region.startswith("POLYGON ICRS ") and region.count("POLYGON") == 1
+    v = np.array(region.split()[2:], dtype=float).reshape(-1, 2)
+    assert np.array_equal(v[0], v[-1]) and 3 <= len(v) - 1 <= 12
+    x, y = WCS(h).world_to_pixel_values(v[:, 0], v[:, 1])
+    # inside the product's box, and hugging the data (the box is wider than the data here)
+    assert x.min() >= -0.51 and y.min() >= -0.51 and x.max() <= h["NAXIS1"] - 0.49 and y.max() <= h["NAXIS2"] - 0.49
+    with fits.open(drawn[product]) as f:
+        yy, xx = np.nonzero(f["WHT"].data > 0)
+    assert abs(x.min() - xx.min()) <= 3 and abs(x.max() - xx.max()) <= 3
+
+
+def test_primary_keywords_and_hdrtab_columns_as_the_archive(drawn):
+    product = av.PRODUCTS[0]
+    with fits.open(drawn[product]) as h:
+        primary = h[0].header
+        columns = h["HDRTAB"].columns.names
+        rows = h["HDRTAB"].data
+        nextend = len(h) - 1
+    present = [k for k in av.PRIMARY_KEYWORDS if k in primary]
+    assert len(present) >= 0.9 * len(av.PRIMARY_KEYWORDS), sorted(set(av.PRIMARY_KEYWORDS) - set(present))
+    assert set(av.HDRTAB_COLUMNS) <= set(columns)
+    assert len(rows) == 2  # one row per input chip
+    # blended from the inputs
+    assert primary["TARGNAME"] == "WFC3-ERSII-G01"
+    assert primary["EXPTIME"] == pytest.approx(2 * 202.932922)
+    assert primary["DATE-OBS"] == "2009-10-03" and primary["PA_V3"] == 0
+    # drizzle bookkeeping and provenance
+    import mvmdb
+
+    assert primary["NDRIZIM"] == 2 and primary["D002DATA"].startswith("ib6o21q")
+    assert primary["PROD_VER"] == f"mvmdb {mvmdb.__version__}" and primary["RULESVER"] == 1.1
+    assert primary["FILETYPE"] == "SCI" and primary["NEXTEND"] == nextend
+    assert not any(k.startswith("PHOT") for k in primary)  # moved to SCI, as the archive does
