@@ -21,6 +21,7 @@ raises :class:`InputError` naming the file; the layer then fails with that reaso
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from astropy.wcs import WCS, FITSFixedWarning
 
 from mvmdb import rules
 from mvmdb.process.drizzling import DrizzleInput, units_kind
+
+log = logging.getLogger(__name__)
 
 __all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "input_order"]
 
@@ -133,6 +136,7 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
                     name=where,
                     exposure=exp.rootname,
                     pixel_scale=_pixel_scale(h.header, w),
+                    gain=_gain(inst, bunit, h.header, primary, path),
                 )
             )
             exp.sci_headers.append(h.header)
@@ -168,6 +172,17 @@ def _pixel_scale(header: fits.Header, w: WCS) -> float:
     return idc * max(1, round(factor)) if factor > 1.5 else idc
 
 
+def _gain(instrument: str, bunit: str, sci: fits.Header, primary: fits.Header, path: str) -> float:
+    """e-/DN applied to the data: ATODGAIN for WFPC2 data in counts (the archive converts WFPC2
+    to electrons, its products say ELECTRONS/S), else 1."""
+    if instrument != "WFPC2" or units_kind(bunit) != "counts" or bunit.strip().lower().startswith("electron"):
+        return 1.0
+    gain = rules.finite_float(sci.get("ATODGAIN", primary.get("ATODGAIN")))
+    if gain is None or gain <= 0:
+        raise InputError(path, "WFPC2 data in counts without a usable ATODGAIN")
+    return gain
+
+
 def input_order(exposures: Sequence[ExposureInput]) -> list[ExposureInput]:
     """The archive's AstroDrizzle input order (spec §4.2): exposure time up, then PHOTFLAM down."""
     return sorted(exposures, key=lambda e: (e.exptime, -(e.photflam or 0.0), os.path.basename(e.path)))
@@ -186,6 +201,16 @@ class LayerInputs:
     @property
     def chips(self) -> list[DrizzleInput]:
         return [c for e in self.exposures for c in e.chips]
+
+    def drop_all_zero(self) -> list["ExposureInput"]:
+        """Leave out exposures whose SCI arrays are all zero (the archive's "SCI data all zeros"
+        exclusion, drizzlepac ``analyze``); returns the exposures kept."""
+        kept = [e for e in self.exposures if any(np.any(c.sci) for c in e.chips)]
+        for e in self.exposures:
+            if e not in kept:
+                log.warning("%s: SCI data all zeros, left out of the layer", e.path)
+        self.exposures = kept
+        return kept
 
     def close(self) -> None:
         for h in self._handles:

@@ -27,8 +27,10 @@ Per drawn layer (spec §4.2, §5.3-§5.6): members of the layer's one file type 
 member is an FLC, else FLT); SCI/DQ read memory-mapped (:mod:`mvmdb.process.inputs`);
 the footprint-mask statistics of the members' chips over the box (from their outlines,
 without rasterizing, :meth:`mvmdb.process.keywords.FootprintRaster.statistics`) give the MVM
-keywords and ``n_exp = round(MEANNEXP)``, hence ``final_bits``; sky matching (``skymethod='match'``);
-drizzle (square kernel, pixfrac 1, EXP weights, output in e-/s); product
+keywords and ``n_exp = round(MEANNEXP)``, hence the drizzle parameters
+(:func:`mvmdb.process.drizzling.drizzle_pars`: ``final_bits``, pixfrac, sky matching for n_exp > 1);
+exposures whose SCI arrays are all zero are left out (the archive's rule); drizzle (square
+kernel, EXP weights, output in e-/s); product
 ``<products_dir>/<skycell-name>/<layer>_dr[cz].fits`` written by
 :func:`mvmdb.fitsio.product.write_product`. In job mode the product is first written to a
 hidden staging name in the target directory (``.<name>.tmp-<token>``, complete and fsynced)
@@ -249,7 +251,7 @@ def _chip_pixel_polygons(out_wcs, polygons) -> list[np.ndarray]:
     return out
 
 
-def _primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mvm: dict, bits: int,
+def _primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mvm: dict, pars,
                       skies: Sequence[float], extra: dict[str, Any]) -> dict[str, Any]:
     exps = li.exposures
     starts = [e.expstart for e in exps if e.expstart is not None]
@@ -277,11 +279,11 @@ def _primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mv
         "DATE-END": (_iso(max(ends)) if ends else None, "end of the latest input (UTC)"),
         "PROPOSID": ("; ".join(str(p) for p in props), "proposals of the inputs"),
         "D001KERN": ("square", "drizzle kernel"),
-        "D001PIXF": (1.0, "drizzle pixfrac"),
+        "D001PIXF": (float(pars.pixfrac), "drizzle pixfrac"),
         "D001WTSC": ("EXP", "drizzle weighting"),
-        "D001BITS": (int(bits), "DQ bits accepted as good (final_bits)"),
+        "D001BITS": (int(pars.bits), "DQ bits accepted as good (final_bits)"),
         "D001UNIT": ("cps", "output units"),
-        "SKYMETH": ("match", "sky matching method"),
+        "SKYMETH": ("match" if pars.skysub else "none", "sky matching method"),
     }
     kw.update({k: v for k, v in mvm.items()})
     kw.update(extra)
@@ -425,7 +427,7 @@ def draw_layer(
     :class:`mvmdb.process.inputs.InputError` for a missing or unreadable member file.
     """
     from mvmdb.fitsio.product import LayerSpool, write_product
-    from mvmdb.process.drizzling import drizzle_layer, final_bits
+    from mvmdb.process.drizzling import drizzle_layer, drizzle_pars
     from mvmdb.process.inputs import open_inputs
     from mvmdb.process import product_headers
     from mvmdb.process.keywords import FootprintRaster, mvm_keywords
@@ -449,16 +451,19 @@ def draw_layer(
     footprints = FootprintRaster(polys, times, shape).statistics()  # from outline runs: no mask arrays
     if footprints.n_good == 0:
         return None
-    bits = final_bits(layer.instrument, layer.detector, max(1, int(round(footprints.mean_nexp))), layer.filter)
+    pars = drizzle_pars(layer.instrument, layer.detector, max(1, int(round(footprints.mean_nexp))), layer.filter)
+    bits = pars.bits
     in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
     clock.lap("masks")
 
     target_dir.mkdir(parents=True, exist_ok=True)
     path = target_dir / (f".{product_name}.tmp-{uuid.uuid4().hex[:12]}" if staging else product_name)
     with open_inputs([(m.path, m.exposure_id) for m in members]) as li:
+        if not li.drop_all_zero():  # the archive's "SCI data all zeros" exclusion
+            return None
         chips = li.chips
         clock.lap("open")
-        if len(li.exposures) > 1:
+        if pars.skysub and len(li.exposures) > 1:
             sky = skymatch(chips, bits=bits, out_wcs=out_wcs, method=options.sky_method,
                            subsample=sky_subsample(chips))
             for chip, s in zip(chips, sky.sky):
@@ -483,15 +488,16 @@ def draw_layer(
             hit_mid(tile)
 
         try:
-            drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=tile_shape, context=options.context, sink=sink)
+            drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=tile_shape, context=options.context, sink=sink,
+                          pixfrac=pars.pixfrac)
             sci, wht, nexp, ctx = spool.sci, spool.wht, spool.nexp, spool.ctx
             clock.lap("drizzle")
             mvm = mvm_keywords(footprints, wht, full)
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
-            primary = _primary_keywords(layer, cell, li, product_name, mvm, bits, [c.sky for c in chips],
+            primary = _primary_keywords(layer, cell, li, product_name, mvm, pars, [c.sky for c in chips],
                                         dict(extra_keywords or {}))
             heads = product_headers.layer_headers(li, layer.instrument, product_name, primary, out_wcs, shape,
-                                                  polys, pixfrac=1.0, context=options.context)
+                                                  polys, pixfrac=pars.pixfrac, context=options.context)
             clock.lap("keywords")
             written = write_product(
                 path,
@@ -782,11 +788,17 @@ def busy_results(engine: sa.Engine, sky_cell_id: int) -> list[LayerResult]:
 
 def process_poller_direct(rows, products_dir: Path, *, options: DrawOptions = DrawOptions(),
                           note: str = DIRECT_NOTE) -> list[LayerResult]:
-    """Draw a poller's files without the catalog (see the module docstring)."""
+    """Draw a poller's files without the catalog (see the module docstring).
+
+    Exposures are left out of their layers by the same rules as at ingest, including the
+    ``MVM_INCLUDE_SMALL`` / ``MVM_ONLY_CTE`` switches read from the environment.
+    """
     from mvmdb.ingest import read_files
 
     skycell = SkyCell.from_name(rows[0].skycell)
     paths = [os.path.abspath(r.path) for r in rows]
+    include_small = rules.switch_from_env(os.environ, "MVM_INCLUDE_SMALL", True)
+    only_cte = rules.switch_from_env(os.environ, "MVM_ONLY_CTE", False)
     reads = read_files(paths)
     layers: dict[tuple[str, str, str], dict] = {}
     bad: list[tuple[Any, str]] = []
@@ -804,7 +816,8 @@ def process_poller_direct(rows, products_dir: Path, *, options: DrawOptions = Dr
         entry = layers.setdefault(key, {"members": [], "new": False, "reason": None})
         entry["members"].append(m)
         entry["new"] |= row.status == "NEW"
-        reason = rules.content_exclusion(h.keywords)
+        reason = rules.exclusion_reason(h.keywords, include_small=include_small, only_cte=only_cte,
+                                        filetype=res.filetype)
         if reason:
             entry["members"].pop()
             entry.setdefault("excluded", []).append(f"{os.path.basename(res.path)}: {reason}")

@@ -135,3 +135,44 @@ def test_primary_keywords_and_hdrtab_columns_as_the_archive(drawn):
     assert primary["PROD_VER"] == f"mvmdb {mvmdb.__version__}" and primary["RULESVER"] == 1.1
     assert primary["FILETYPE"] == "SCI" and primary["NEXTEND"] == nextend
     assert not any(k.startswith("PHOT") for k in primary)  # moved to SCI, as the archive does
+
+
+# --------------------------------------------------------------------------- drizzle parameters (spec §5.3)
+def test_drizzle_pars_per_detector_and_member_count():
+    from mvmdb.process.drizzling import drizzle_pars
+
+    assert drizzle_pars("ACS", "SBC", 6, "F122M").pixfrac == 0.8  # acs_sbc_blue_n6
+    assert drizzle_pars("ACS", "SBC", 5, "F115LP").pixfrac == 1.0  # acs_sbc_blue_n2
+    assert drizzle_pars("ACS", "SBC", 8, "F165LP").pixfrac == 1.0  # not a blue filter: base configuration
+    assert drizzle_pars("WFC3", "IR", 6).pixfrac == 1.0
+    one, two = drizzle_pars("WFC3", "IR", 1), drizzle_pars("WFC3", "IR", 2)
+    assert (one.bits, one.skysub) == (65535, False) and (two.bits, two.skysub) == (528, True)
+
+
+def test_wfpc2_counts_are_converted_with_the_gain():
+    from mvmdb.process.inputs import _gain
+
+    sci = fits.Header({"ATODGAIN": 7.0})
+    assert _gain("WFPC2", "COUNTS", sci, fits.Header(), "u.fits") == 7.0
+    assert _gain("WFPC2", "ELECTRONS", sci, fits.Header(), "u.fits") == 1.0
+    assert _gain("WFC3", "COUNTS", sci, fits.Header(), "i.fits") == 1.0
+
+
+def test_exposures_with_all_zero_sci_are_left_out():
+    from types import SimpleNamespace
+
+    from mvmdb.process.inputs import LayerInputs
+
+    zero = SimpleNamespace(path="z.fits", chips=[SimpleNamespace(sci=np.zeros((4, 4)))])
+    some = SimpleNamespace(path="s.fits", chips=[SimpleNamespace(sci=np.zeros((4, 4))),
+                                                 SimpleNamespace(sci=np.eye(4))])
+    li = LayerInputs([zero, some], [])
+    assert li.drop_all_zero() == [some] and li.exposures == [some]
+
+
+def test_direct_poller_honours_mvm_include_small(hst_dir, tmp_path, monkeypatch):
+    name = "j8bt06nyq_sip_flt.fits"  # ACS/HRC
+    row = PollerRow(name, 9440, "8BT", "06", 60.0, "F606W", "HRC", "skycell-p0046x03y19", "NEW", str(hst_dir / name))
+    monkeypatch.setenv("MVM_INCLUDE_SMALL", "false")
+    results = process_poller_direct([row], tmp_path)
+    assert results and all(r.status == "skipped" and "MVM_INCLUDE_SMALL=false" in r.reason for r in results)
