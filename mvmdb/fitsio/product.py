@@ -26,7 +26,6 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
 
 __all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product"]
 
@@ -255,42 +254,97 @@ def _hdu_bytes(hdu) -> bytes:
     return raw[skip:]
 
 
-def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
-    """HDRTAB from a list of dicts; keys missing from a row (or None) get '' / NaN / 0 / False.
+def _column_kind(present: list) -> str:
+    """FITS binary-table type of a column from its non-None values: 'A' text if any value is
+    text, else 'D' if any is a float (or none has a value: NaN, as the archive), 'L' if all
+    are booleans, else 'K'."""
+    if any(isinstance(v, (str, bytes)) for v in present):
+        return "A"
+    if not present or any(isinstance(v, (float, np.floating)) for v in present):
+        return "D"
+    if all(isinstance(v, (bool, np.bool_)) for v in present):
+        return "L"
+    return "K"
 
-    A column is text if any row holds text, else float if any holds a float; a column no
-    row has a value for is float (NaN).
+
+def _card(key: str, value, comment: str = "") -> str:
+    """One 80-character fixed-format header card (short values only)."""
+    if isinstance(value, str):
+        text = "'" + value.replace("'", "''").ljust(8) + "'"
+        body = f"{key:<8s}= {text:<20s}"
+    elif isinstance(value, bool):
+        body = f"{key:<8s}= {'T' if value else 'F':>20s}"
+    else:
+        body = f"{key:<8s}= {value!s:>20s}"
+    if comment:
+        body += f" / {comment}"
+    if len(body) > 80:
+        raise ValueError(f"card {key} does not fit in 80 characters")
+    return body.ljust(80)
+
+
+def _hdrtab_bytes(rows: list[Mapping]) -> bytes:
+    """HDRTAB (binary table, one row per dict) serialized directly: header cards and big-endian
+    rows built with numpy, no astropy table machinery (hundreds of columns cost it seconds).
+
+    Column order: first appearance over the rows. Keys missing from a row (or None) are ''
+    (text), NaN (float), 0 (integer) or F (logical); see `_column_kind` for the types.
     """
     keys: list[str] = []
+    seen = set()
     for r in rows:
         for k in r:
-            if k not in keys:
+            if k not in seen:
+                seen.add(k)
                 keys.append(k)
-    cols = {}
-    for k in keys:
-        present = [r[k] for r in rows if k in r and r[k] is not None]
-        sample = present[0] if present else float("nan")  # a keyword no input has: NaN, as the archive
-        if any(isinstance(v, str) for v in present):
-            sample = ""
-        elif any(isinstance(v, (float, np.floating)) for v in present):
-            sample = 0.0
-        if isinstance(sample, (bool, np.bool_)):
-            default = False
-        elif isinstance(sample, (int, np.integer)):
-            default = 0
-        elif isinstance(sample, (float, np.floating)):
-            default = float("nan")
+    fields, forms, columns = [], [], []
+    for i, k in enumerate(keys):
+        vals = [r.get(k) for r in rows]
+        present = [v for v in vals if v is not None]
+        kind = _column_kind(present)
+        if kind == "A":
+            enc = [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode("ascii", "replace"))
+                   for v in vals]
+            width = max(1, max((len(e) for e in enc), default=1))
+            fields.append((f"c{i}", f"S{width}"))
+            forms.append(f"{width}A")
+            columns.append(enc)
+        elif kind == "D":
+            fields.append((f"c{i}", ">f8"))
+            forms.append("D")
+            columns.append([np.nan if v is None else float(v) for v in vals])
+        elif kind == "L":
+            fields.append((f"c{i}", "S1"))
+            forms.append("L")
+            columns.append([b"F" if v is None else (b"T" if v else b"F") for v in vals])
         else:
-            default = ""
-        vals = [r.get(k) if r.get(k) is not None else default for r in rows]
-        if isinstance(default, str):
-            vals = [str(v) for v in vals]
-        cols[k] = vals
-    table = Table(cols, names=keys) if keys else Table()
-    hdu = fits.table_to_hdu(table) if keys else fits.BinTableHDU.from_columns([])
-    hdu.name = "HDRTAB"
-    hdu.ver = 1
-    return hdu
+            fields.append((f"c{i}", ">i8"))
+            forms.append("K")
+            columns.append([0 if v is None else int(v) for v in vals])
+    table = np.zeros(len(rows), dtype=np.dtype(fields)) if fields else np.zeros(len(rows), dtype=[])
+    for (name, _), col in zip(fields, columns):
+        table[name] = col
+    row_bytes = table.dtype.itemsize if fields else 0
+    cards = [
+        _card("XTENSION", "BINTABLE", "binary table extension"),
+        _card("BITPIX", 8, "array data type"),
+        _card("NAXIS", 2, "number of array dimensions"),
+        _card("NAXIS1", row_bytes, "length of dimension 1"),
+        _card("NAXIS2", len(rows), "length of dimension 2"),
+        _card("PCOUNT", 0, "number of group parameters"),
+        _card("GCOUNT", 1, "number of groups"),
+        _card("TFIELDS", len(keys), "number of table fields"),
+    ]
+    for i, (k, form) in enumerate(zip(keys, forms), start=1):
+        cards.append(_card(f"TTYPE{i}", k))
+        cards.append(_card(f"TFORM{i}", form))
+    cards.append(_card("EXTNAME", "HDRTAB", "extension name"))
+    cards.append(_card("EXTVER", 1, "extension version number"))
+    cards.append("END".ljust(80))
+    head = "".join(cards).encode("ascii")
+    head += b" " * (-len(head) % BLOCK)
+    data = table.tobytes() if fields else b""
+    return head + data + b"\0" * (-len(data) % BLOCK)
 
 
 # --------------------------------------------------------------------------- writing
@@ -415,7 +469,7 @@ def write_product(
                 chdu.header["EXTVER"] = 1
                 _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
                 w.write(_hdu_bytes(chdu))
-            w.write(_hdu_bytes(_hdrtab_hdu(list(hdrtab or []))))
+            w.write(_hdrtab_bytes(list(hdrtab or [])))
             _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
             f.flush()
             os.fsync(f.fileno())

@@ -799,7 +799,7 @@ def process_poller_direct(rows, products_dir: Path, *, options: DrawOptions = Dr
     paths = [os.path.abspath(r.path) for r in rows]
     include_small = rules.switch_from_env(os.environ, "MVM_INCLUDE_SMALL", True)
     only_cte = rules.switch_from_env(os.environ, "MVM_ONLY_CTE", False)
-    reads = read_files(paths)
+    reads = read_files(paths, healpix=False)
     layers: dict[tuple[str, str, str], dict] = {}
     bad: list[tuple[Any, str]] = []
     all_members: list[MemberInfo] = []
