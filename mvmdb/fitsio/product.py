@@ -20,6 +20,7 @@ import hashlib
 import io
 import os
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -217,17 +218,54 @@ def _append(header: fits.Header, cards) -> None:
             header[key] = (value, _fitting_comment(key, value, comment))
 
 
-def _primary_header(primary) -> fits.Header:
+def _card_images(sources) -> list[str]:
+    """80-column images of the cards of ``sources`` (Headers or dicts, in order): structural
+    keywords and blank cards skipped, COMMENT/HISTORY kept, a keyword given again keeps its
+    first position with the last value, comments cut to fit. Cards read from files keep their
+    images, so large blended headers cost no re-formatting."""
+    entries: list[str] = []
+    pos: dict[str, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # astropy cuts over-long comments
+        for src in sources:
+            if src is None:
+                continue
+            if isinstance(src, fits.Header):
+                items = [(c.keyword, c) for c in src.cards]
+            else:
+                items = [(k, fits.Card(k, v, _fitting_comment(k, v, c)) if k not in ("COMMENT", "HISTORY", "")
+                          else fits.Card(k, v)) for k, v, c in _cards(src)]
+            for key, card in items:
+                if key in ("", "END") or key.upper() in _STRUCTURAL:
+                    continue
+                image = card.image
+                if key in ("COMMENT", "HISTORY"):
+                    entries.append(image)
+                elif key in pos:
+                    entries[pos[key]] = image
+                else:
+                    pos[key] = len(entries)
+                    entries.append(image)
+    return entries
+
+
+def _header_bytes(structural: fits.Header, sources) -> bytes:
+    """A whole header block: the structural cards, the sources' cards, END, padding."""
+    text = structural.tostring(endcard=False, padding=False) + "".join(_card_images(sources)) + "END".ljust(80)
+    text += " " * (-len(text) % BLOCK)
+    return text.encode("ascii")
+
+
+def _primary_header(primary) -> bytes:
     h = fits.Header()
     h["SIMPLE"] = (True, "conforms to FITS standard")
     h["BITPIX"] = (8, "array data type")
     h["NAXIS"] = (0, "number of array dimensions")
     h["EXTEND"] = True
-    _append(h, _cards(primary))
-    return h
+    return _header_bytes(h, [primary])
 
 
-def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
+def _image_header(extname: str, dtype, shape, extra=()) -> bytes:
     h = fits.Header()
     h["XTENSION"] = ("IMAGE", "Image extension")
     h["BITPIX"] = (_BITPIX[np.dtype(dtype).newbyteorder("=")], "array data type")
@@ -238,9 +276,7 @@ def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
     h["GCOUNT"] = 1
     h["EXTNAME"] = (extname, "extension name")
     h["EXTVER"] = (1, "extension version number")
-    for cards in extra:
-        _append(h, cards)
-    return h
+    return _header_bytes(h, extra)
 
 
 def _hdu_bytes(hdu) -> bytes:
@@ -387,7 +423,7 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
 def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int) -> None:
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
-    w.write(_image_header(extname, target_dtype, shape, extra).tostring().encode("ascii"))
+    w.write(_image_header(extname, target_dtype, shape, extra))
     expected = int(np.prod(shape))
     written = 0
     for block in _iter_blocks(src, block_rows):
@@ -450,7 +486,7 @@ def write_product(
     wcs_cards = _cards(wcs_header)
 
     def extra(name):
-        return [wcs_cards, _cards(extra_headers.get(name))]
+        return [wcs_header, extra_headers.get(name)]
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
@@ -458,11 +494,11 @@ def write_product(
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
             w = _HashingWriter(f)
-            w.write(_primary_header(primary).tostring().encode("ascii"))
+            w.write(_primary_header(primary))
             _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows)
             _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows)
             if ctx is None:
-                w.write(_image_header("CTX", np.int32, (), [_cards(extra_headers.get("CTX"))]).tostring().encode("ascii"))
+                w.write(_image_header("CTX", np.int32, (), [extra_headers.get("CTX")]))
             else:
                 c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
                 chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
