@@ -280,9 +280,7 @@ def _primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mv
         "PROPOSID": ("; ".join(str(p) for p in props), "proposals of the inputs"),
         "D001KERN": ("square", "drizzle kernel"),
         "D001PIXF": (float(pars.pixfrac), "drizzle pixfrac"),
-        "D001WTSC": ("EXP", "drizzle weighting"),
         "D001BITS": (int(pars.bits), "DQ bits accepted as good (final_bits)"),
-        "D001UNIT": ("cps", "output units"),
         "SKYMETH": ("match" if pars.skysub else "none", "sky matching method"),
     }
     kw.update({k: v for k, v in mvm.items()})
