@@ -11,16 +11,18 @@ full 21954**2 product never needs to be in memory.  The file is written to a
 temporary name in the target directory, flushed and fsynced, renamed over the
 target with `os.replace` and the directory fsynced; on any error the
 temporary file is removed and nothing appears at the target.  The SHA-256 is
-computed while writing.
+computed while writing, on a helper thread.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import os
 import tempfile
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -385,16 +387,42 @@ def _hdrtab_bytes(rows: list[Mapping]) -> bytes:
 
 # --------------------------------------------------------------------------- writing
 class _HashingWriter:
+    """Writes bytes to ``f`` and hashes them (SHA-256) on a helper thread, so hashing overlaps
+    with converting and writing (``hashlib`` and file writes release the GIL); at most
+    ``_MAX_PENDING`` buffers wait to be hashed. ``hexdigest()`` waits for the hash."""
+
+    _MAX_PENDING = 4
+
     def __init__(self, f):
         self.f = f
         self.sha = hashlib.sha256()
         self.size = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-sha256")
+        self._pending: collections.deque = collections.deque()
 
     def write(self, data) -> None:
         mv = memoryview(data).cast("B")
         self.f.write(mv)
-        self.sha.update(mv)
         self.size += mv.nbytes
+        if mv.nbytes < (1 << 16):  # small buffers (headers, padding): not worth a hand-over
+            self._drain(0)
+            self.sha.update(mv)
+            return
+        while len(self._pending) >= self._MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self.sha.update, mv))  # keeps mv (and its buffer) alive
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        self._drain(0)
+        return self.sha.hexdigest()
+
+    def close(self) -> None:
+        self._drain(0)
+        self._pool.shutdown(wait=True)
 
     def pad(self) -> None:
         rem = self.size % BLOCK
@@ -490,6 +518,7 @@ def write_product(
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
+    w = None
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
@@ -509,11 +538,14 @@ def write_product(
             _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
             f.flush()
             os.fsync(f.fileno())
-            digest, size = w.sha.hexdigest(), w.size
+            digest, size = w.hexdigest(), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if w is not None:
+            w.close()
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
