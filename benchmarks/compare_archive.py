@@ -22,6 +22,9 @@ Times are wall-clock seconds of each whole command; memory is the peak RSS of th
 process of the command (``getrusage`` of the children, measured in a fresh helper process
 each). The machine load is printed with them.
 
+With ``MVMDB_BENCH_RESULTS`` set (``benchmarks/run_all.py``), the headline figures are recorded
+with the archive as the same-run baseline (:func:`record_figures`).
+
 Conventions: pixel positions are 0-based sky-cell indices (``x = i + CRPIX_cell - CRPIX``
 for product column ``i``); a pixel "has data" where WHT > 0.
 """
@@ -316,6 +319,28 @@ def print_table(rep: dict) -> None:
                   f"{slower} of {len(ad)} layers slower than the archive's step")
 
 
+def record_figures(rep: dict) -> None:
+    """The headline figures for ``benchmarks/run_all.py``'s table (archive = same-run baseline)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _report import record
+
+    t, rows = rep["timing"], [r for r in rep["rows"] if "missing_in" not in r]
+    a, m = t["archive"], t["mvmdb"]
+    speedup = a["seconds"] / m["seconds"]
+    record("compare_archive", f"whole run, {len(rows)} layers", m["seconds"], "s",
+           baseline=a["seconds"], baseline_what="runmultihap", target=">= 10x", met=speedup >= 10)
+    record("compare_archive", "peak memory", m["rss_mib"], "MiB", baseline=a["rss_mib"], baseline_what="runmultihap")
+    timed = [r for r in rows if r.get("astrodrizzle_s") is not None and r.get("mvmdb_s") is not None]
+    if timed:
+        record("compare_archive", "layers end to end (sum)", sum(r["mvmdb_s"] for r in timed), "s",
+               baseline=sum(r["astrodrizzle_s"] for r in timed), baseline_what="AstroDrizzle step",
+               target="each layer <= archive step", met=all(r["mvmdb_s"] <= r["astrodrizzle_s"] for r in timed))
+    record("compare_archive", "pixels only in the archive (all layers)", sum(r["only_archive"] for r in rows), "px",
+           target="0", met=all(r["only_archive"] == 0 for r in rows))
+    record("compare_archive", "data pixels outside their sky cell", sum(r["outside_cell"] for r in rows), "px",
+           target="0", met=all(r["outside_cell"] == 0 for r in rows))
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("pollers", nargs="*", type=Path)
@@ -350,6 +375,8 @@ def main(argv=None) -> int:
         arch_dir, mvm_dir = a["dir"], m["dir"]
     rep = report(arch_dir, mvm_dir, args.dpac, timing)
     print_table(rep)
+    if timing:
+        record_figures(rep)
     if args.json:
         args.json.write_text(json.dumps(rep, default=str, indent=1))
     return 0
