@@ -11,22 +11,24 @@ full 21954**2 product never needs to be in memory.  The file is written to a
 temporary name in the target directory, flushed and fsynced, renamed over the
 target with `os.replace` and the directory fsynced; on any error the
 temporary file is removed and nothing appears at the target.  The SHA-256 is
-computed while writing.
+computed while writing, on a helper thread.
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import os
 import tempfile
+import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 from astropy.io import fits
-from astropy.table import Table
 
 __all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product"]
 
@@ -218,17 +220,54 @@ def _append(header: fits.Header, cards) -> None:
             header[key] = (value, _fitting_comment(key, value, comment))
 
 
-def _primary_header(primary) -> fits.Header:
+def _card_images(sources) -> list[str]:
+    """80-column images of the cards of ``sources`` (Headers or dicts, in order): structural
+    keywords and blank cards skipped, COMMENT/HISTORY kept, a keyword given again keeps its
+    first position with the last value, comments cut to fit. Cards read from files keep their
+    images, so large blended headers cost no re-formatting."""
+    entries: list[str] = []
+    pos: dict[str, int] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)  # astropy cuts over-long comments
+        for src in sources:
+            if src is None:
+                continue
+            if isinstance(src, fits.Header):
+                items = [(c.keyword, c) for c in src.cards]
+            else:
+                items = [(k, fits.Card(k, v, _fitting_comment(k, v, c)) if k not in ("COMMENT", "HISTORY", "")
+                          else fits.Card(k, v)) for k, v, c in _cards(src)]
+            for key, card in items:
+                if key in ("", "END") or key.upper() in _STRUCTURAL:
+                    continue
+                image = card.image
+                if key in ("COMMENT", "HISTORY"):
+                    entries.append(image)
+                elif key in pos:
+                    entries[pos[key]] = image
+                else:
+                    pos[key] = len(entries)
+                    entries.append(image)
+    return entries
+
+
+def _header_bytes(structural: fits.Header, sources) -> bytes:
+    """A whole header block: the structural cards, the sources' cards, END, padding."""
+    text = structural.tostring(endcard=False, padding=False) + "".join(_card_images(sources)) + "END".ljust(80)
+    text += " " * (-len(text) % BLOCK)
+    return text.encode("ascii")
+
+
+def _primary_header(primary) -> bytes:
     h = fits.Header()
     h["SIMPLE"] = (True, "conforms to FITS standard")
     h["BITPIX"] = (8, "array data type")
     h["NAXIS"] = (0, "number of array dimensions")
     h["EXTEND"] = True
-    _append(h, _cards(primary))
-    return h
+    return _header_bytes(h, [primary])
 
 
-def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
+def _image_header(extname: str, dtype, shape, extra=()) -> bytes:
     h = fits.Header()
     h["XTENSION"] = ("IMAGE", "Image extension")
     h["BITPIX"] = (_BITPIX[np.dtype(dtype).newbyteorder("=")], "array data type")
@@ -239,9 +278,7 @@ def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
     h["GCOUNT"] = 1
     h["EXTNAME"] = (extname, "extension name")
     h["EXTVER"] = (1, "extension version number")
-    for cards in extra:
-        _append(h, cards)
-    return h
+    return _header_bytes(h, extra)
 
 
 def _hdu_bytes(hdu) -> bytes:
@@ -255,48 +292,137 @@ def _hdu_bytes(hdu) -> bytes:
     return raw[skip:]
 
 
-def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
-    """HDRTAB from a list of dicts; keys missing from a row get '' / NaN / 0 / False."""
+def _column_kind(present: list) -> str:
+    """FITS binary-table type of a column from its non-None values: 'A' text if any value is
+    text, else 'D' if any is a float (or none has a value: NaN, as the archive), 'L' if all
+    are booleans, else 'K'."""
+    if any(isinstance(v, (str, bytes)) for v in present):
+        return "A"
+    if not present or any(isinstance(v, (float, np.floating)) for v in present):
+        return "D"
+    if all(isinstance(v, (bool, np.bool_)) for v in present):
+        return "L"
+    return "K"
+
+
+def _card(key: str, value, comment: str = "") -> str:
+    """One 80-character fixed-format header card (short values only)."""
+    if isinstance(value, str):
+        text = "'" + value.replace("'", "''").ljust(8) + "'"
+        body = f"{key:<8s}= {text:<20s}"
+    elif isinstance(value, bool):
+        body = f"{key:<8s}= {'T' if value else 'F':>20s}"
+    else:
+        body = f"{key:<8s}= {value!s:>20s}"
+    if comment:
+        body += f" / {comment}"
+    if len(body) > 80:
+        raise ValueError(f"card {key} does not fit in 80 characters")
+    return body.ljust(80)
+
+
+def _hdrtab_bytes(rows: list[Mapping]) -> bytes:
+    """HDRTAB (binary table, one row per dict) serialized directly: header cards and big-endian
+    rows built with numpy, no astropy table machinery (hundreds of columns cost it seconds).
+
+    Column order: first appearance over the rows. Keys missing from a row (or None) are ''
+    (text), NaN (float), 0 (integer) or F (logical); see `_column_kind` for the types.
+    """
     keys: list[str] = []
+    seen = set()
     for r in rows:
         for k in r:
-            if k not in keys:
+            if k not in seen:
+                seen.add(k)
                 keys.append(k)
-    cols = {}
-    for k in keys:
-        present = [r[k] for r in rows if k in r and r[k] is not None]
-        sample = present[0] if present else ""
-        if isinstance(sample, (bool, np.bool_)):
-            default = False
-        elif isinstance(sample, (int, np.integer)):
-            default = 0
-        elif isinstance(sample, (float, np.floating)):
-            default = float("nan")
+    fields, forms, columns = [], [], []
+    for i, k in enumerate(keys):
+        vals = [r.get(k) for r in rows]
+        present = [v for v in vals if v is not None]
+        kind = _column_kind(present)
+        if kind == "A":
+            enc = [b"" if v is None else (v if isinstance(v, bytes) else str(v).encode("ascii", "replace"))
+                   for v in vals]
+            width = max(1, max((len(e) for e in enc), default=1))
+            fields.append((f"c{i}", f"S{width}"))
+            forms.append(f"{width}A")
+            columns.append(enc)
+        elif kind == "D":
+            fields.append((f"c{i}", ">f8"))
+            forms.append("D")
+            columns.append([np.nan if v is None else float(v) for v in vals])
+        elif kind == "L":
+            fields.append((f"c{i}", "S1"))
+            forms.append("L")
+            columns.append([b"F" if v is None else (b"T" if v else b"F") for v in vals])
         else:
-            default = ""
-        vals = [r.get(k) if r.get(k) is not None else default for r in rows]
-        if isinstance(default, str):
-            vals = [str(v) for v in vals]
-        cols[k] = vals
-    table = Table(cols, names=keys) if keys else Table()
-    hdu = fits.table_to_hdu(table) if keys else fits.BinTableHDU.from_columns([])
-    hdu.name = "HDRTAB"
-    hdu.ver = 1
-    return hdu
+            fields.append((f"c{i}", ">i8"))
+            forms.append("K")
+            columns.append([0 if v is None else int(v) for v in vals])
+    table = np.zeros(len(rows), dtype=np.dtype(fields)) if fields else np.zeros(len(rows), dtype=[])
+    for (name, _), col in zip(fields, columns):
+        table[name] = col
+    row_bytes = table.dtype.itemsize if fields else 0
+    cards = [
+        _card("XTENSION", "BINTABLE", "binary table extension"),
+        _card("BITPIX", 8, "array data type"),
+        _card("NAXIS", 2, "number of array dimensions"),
+        _card("NAXIS1", row_bytes, "length of dimension 1"),
+        _card("NAXIS2", len(rows), "length of dimension 2"),
+        _card("PCOUNT", 0, "number of group parameters"),
+        _card("GCOUNT", 1, "number of groups"),
+        _card("TFIELDS", len(keys), "number of table fields"),
+    ]
+    for i, (k, form) in enumerate(zip(keys, forms), start=1):
+        cards.append(_card(f"TTYPE{i}", k))
+        cards.append(_card(f"TFORM{i}", form))
+    cards.append(_card("EXTNAME", "HDRTAB", "extension name"))
+    cards.append(_card("EXTVER", 1, "extension version number"))
+    cards.append("END".ljust(80))
+    head = "".join(cards).encode("ascii")
+    head += b" " * (-len(head) % BLOCK)
+    data = table.tobytes() if fields else b""
+    return head + data + b"\0" * (-len(data) % BLOCK)
 
 
 # --------------------------------------------------------------------------- writing
 class _HashingWriter:
+    """Writes bytes to ``f`` and hashes them (SHA-256) on a helper thread, so hashing overlaps
+    with converting and writing (``hashlib`` and file writes release the GIL); at most
+    ``_MAX_PENDING`` buffers wait to be hashed. ``hexdigest()`` waits for the hash."""
+
+    _MAX_PENDING = 4
+
     def __init__(self, f):
         self.f = f
         self.sha = hashlib.sha256()
         self.size = 0
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-sha256")
+        self._pending: collections.deque = collections.deque()
 
     def write(self, data) -> None:
         mv = memoryview(data).cast("B")
         self.f.write(mv)
-        self.sha.update(mv)
         self.size += mv.nbytes
+        if mv.nbytes < (1 << 16):  # small buffers (headers, padding): not worth a hand-over
+            self._drain(0)
+            self.sha.update(mv)
+            return
+        while len(self._pending) >= self._MAX_PENDING:
+            self._pending.popleft().result()
+        self._pending.append(self._pool.submit(self.sha.update, mv))  # keeps mv (and its buffer) alive
+
+    def _drain(self, keep: int) -> None:
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def hexdigest(self) -> str:
+        self._drain(0)
+        return self.sha.hexdigest()
+
+    def close(self) -> None:
+        self._drain(0)
+        self._pool.shutdown(wait=True)
 
     def pad(self) -> None:
         rem = self.size % BLOCK
@@ -325,7 +451,7 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
 def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int) -> None:
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
-    w.write(_image_header(extname, target_dtype, shape, extra).tostring().encode("ascii"))
+    w.write(_image_header(extname, target_dtype, shape, extra))
     expected = int(np.prod(shape))
     written = 0
     for block in _iter_blocks(src, block_rows):
@@ -388,34 +514,38 @@ def write_product(
     wcs_cards = _cards(wcs_header)
 
     def extra(name):
-        return [wcs_cards, _cards(extra_headers.get(name))]
+        return [wcs_header, extra_headers.get(name)]
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
+    w = None
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
             w = _HashingWriter(f)
-            w.write(_primary_header(primary).tostring().encode("ascii"))
+            w.write(_primary_header(primary))
             _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows)
             _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows)
             if ctx is None:
-                w.write(_image_header("CTX", np.int32, (), [_cards(extra_headers.get("CTX"))]).tostring().encode("ascii"))
+                w.write(_image_header("CTX", np.int32, (), [extra_headers.get("CTX")]))
             else:
                 c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
                 chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
                 chdu.header["EXTVER"] = 1
                 _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
                 w.write(_hdu_bytes(chdu))
-            w.write(_hdu_bytes(_hdrtab_hdu(list(hdrtab or []))))
+            w.write(_hdrtab_bytes(list(hdrtab or [])))
             _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
             f.flush()
             os.fsync(f.fileno())
-            digest, size = w.sha.hexdigest(), w.size
+            digest, size = w.hexdigest(), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    finally:
+        if w is not None:
+            w.close()
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -94,10 +94,8 @@ def _center(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float, float]:
     return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, math.hypot(x, y)))), radius
 
 
-def _read_one(path: str) -> tuple[ReadResult, list]:
+def _read_one(path: str, healpix: bool = True) -> tuple[ReadResult, list]:
     """Read one file up to its footprints; sky cells are added by :func:`read_files`."""
-    from mvmdb.sky.healpix import polygon_ranges
-
     res = ReadResult(path=path)
     try:
         exp = read_exposure_file(path)
@@ -122,7 +120,12 @@ def _read_one(path: str) -> tuple[ReadResult, list]:
                 raise HeaderError(f"[SCI,{fp.extver}]: implausible WCS (the chip outline reaches {radius:.3g} deg "
                                   f"from its centre)")
             try:
-                lo, hi = np.ascontiguousarray(polygon_ranges(fp.ra, fp.dec).T)
+                if healpix:
+                    from mvmdb.sky.healpix import polygon_ranges
+
+                    lo, hi = np.ascontiguousarray(polygon_ranges(fp.ra, fp.dec).T)
+                else:
+                    lo = hi = np.zeros(0, dtype=np.int64)
             except ValueError as exc:
                 raise HeaderError(f"[SCI,{fp.extver}]: chip outline unusable ({one_line(exc)})") from None
             chips.append(ChipRow(fp.extver, fp.naxis1, fp.naxis2, fp.ra, fp.dec, cra, cdec, lo, hi))
@@ -159,28 +162,29 @@ def _sky_cells(polygons: list) -> list[list[tuple[int, str, int, int, int]]]:
     return out
 
 
-def read_files(paths: Sequence[str]) -> list[ReadResult]:
+def read_files(paths: Sequence[str], *, healpix: bool = True) -> list[ReadResult]:
     """Read a chunk of files: headers, footprints, HEALPix ranges, sky cells (one vectorized call).
 
-    Never raises for a bad file: its :class:`ReadResult` carries ``error``.
+    Never raises for a bad file: its :class:`ReadResult` carries ``error``. ``healpix=False``
+    leaves the chips' HEALPix ranges empty (drawing a poller directly needs none).
     """
     from astropy import log as astropy_log
 
     level = astropy_log.level
     astropy_log.setLevel("ERROR")  # astropy.wcs logs INFO notes about inconsistent SIP headers
     try:
-        return _read_files(paths)
+        return _read_files(paths, healpix)
     finally:
         astropy_log.setLevel(level)
 
 
-def _read_files(paths: Sequence[str]) -> list[ReadResult]:
+def _read_files(paths: Sequence[str], healpix: bool = True) -> list[ReadResult]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
             results, polys = [], []
             for path in paths:
-                res, p = _read_one(path)
+                res, p = _read_one(path, healpix)
                 results.append(res)
                 polys.append(p)
             flat = [poly for p in polys for poly in p]

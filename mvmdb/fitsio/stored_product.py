@@ -21,7 +21,7 @@ __all__ = ["StoredProduct", "open_product", "sci_array", "read_sci", "product_pr
 
 @dataclass
 class StoredProduct:
-    """A product's PRIMARY header (a copy), arrays, HDRTAB rows and the SCI ``BUNIT``."""
+    """A product's PRIMARY and SCI headers (copies), arrays, HDRTAB rows and the SCI ``BUNIT``."""
 
     primary: fits.Header
     sci: np.ndarray
@@ -30,6 +30,7 @@ class StoredProduct:
     ctx: np.ndarray | None
     bunit: str
     hdrtab: list[dict[str, Any]] = field(default_factory=list)
+    sci_header: fits.Header = field(default_factory=fits.Header)
 
 
 @contextmanager
@@ -52,6 +53,7 @@ def open_product(path: str | os.PathLike) -> Iterator[StoredProduct]:
             ctx=ctx,
             bunit=hdul["SCI"].header.get("BUNIT", "ELECTRONS/S"),
             hdrtab=rows,
+            sci_header=fits.Header(hdul["SCI"].header),  # a copy
         )
 
 

@@ -58,8 +58,14 @@ class _DirectLayer:
 
 
 def _read_poller_files(rows) -> tuple[dict[tuple[str, str, str], _DirectLayer], list[MemberInfo], list[tuple[Any, str]]]:
-    """Read the poller's files: layers by (instrument, detector, filter), all members, unreadable rows."""
-    reads = read_files([os.path.abspath(r.path) for r in rows])
+    """Read the poller's files: layers by (instrument, detector, filter), all members, unreadable rows.
+
+    Exposures are left out of their layers by the same rules as at ingest, including the
+    ``MVM_INCLUDE_SMALL`` / ``MVM_ONLY_CTE`` switches read from the environment.
+    """
+    include_small = rules.switch_from_env(os.environ, "MVM_INCLUDE_SMALL", True)
+    only_cte = rules.switch_from_env(os.environ, "MVM_ONLY_CTE", False)
+    reads = read_files([os.path.abspath(r.path) for r in rows], healpix=False)
     layers: dict[tuple[str, str, str], _DirectLayer] = {}
     bad: list[tuple[Any, str]] = []
     all_members: list[MemberInfo] = []
@@ -74,7 +80,8 @@ def _read_poller_files(rows) -> tuple[dict[tuple[str, str, str], _DirectLayer], 
         all_members.append(m)
         entry = layers.setdefault((h.instrument, h.detector, h.filter), _DirectLayer())
         entry.new |= row.status == "NEW"
-        reason = rules.content_exclusion(h.keywords)
+        reason = rules.exclusion_reason(h.keywords, include_small=include_small, only_cte=only_cte,
+                                        filetype=res.filetype)
         if reason:
             entry.excluded.append(f"{os.path.basename(res.path)}: {reason}")
         else:

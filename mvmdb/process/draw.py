@@ -2,9 +2,11 @@
 
 Members of the layer's one file type (FLC if any member is an FLC, else FLT); SCI/DQ read
 memory-mapped (:mod:`mvmdb.process.inputs`); the footprint-mask statistics of the members'
-chips over the box give the MVM keywords and ``n_exp = round(MEANNEXP)``, hence
-``final_bits``; sky matching (``skymethod='match'``); drizzle (square kernel, pixfrac 1,
-EXP weights, output in e-/s); product ``<layer>_dr[cz].fits`` written by
+chips over the box give the MVM keywords and ``n_exp = round(MEANNEXP)``, hence the drizzle
+parameters (:func:`mvmdb.process.drizzling.drizzle_pars`: ``final_bits``, pixfrac, sky matching
+for n_exp > 1); exposures whose SCI arrays are all zero are left out (the archive's rule);
+drizzle (square kernel, EXP weights, output in e-/s); headers as the archive writes them
+(:mod:`mvmdb.process.product_headers`); product ``<layer>_dr[cz].fits`` written by
 :func:`mvmdb.fitsio.product.write_product`, atomically.
 
 Units: SCI e-/s, WHT s (EXP weights), pixel boxes 0-based inclusive.
@@ -27,9 +29,10 @@ from mvmdb.db.snapshot import LayerInfo, MemberInfo
 from mvmdb.process import embed, failpoints
 from mvmdb.process.headers import json_keywords, jsonable, primary_keywords
 from mvmdb.process.keywords import mvm_keywords
+from mvmdb.process.product_headers import layer_headers
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["DrawOptions", "DrawnLayer", "draw_layer", "footprint_box", "select_members", "sky_subsample", "s_region"]
+__all__ = ["DrawOptions", "DrawnLayer", "draw_layer", "footprint_box", "select_members", "sky_subsample"]
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +176,7 @@ def draw_layer(
     when no member chip falls on the box (nothing to draw). Raises
     :class:`mvmdb.process.inputs.InputError` for a missing or unreadable member file.
     """
-    from mvmdb.process.drizzling import final_bits
+    from mvmdb.process.drizzling import drizzle_pars
     from mvmdb.process.inputs import open_inputs
     from mvmdb.sky.overlap import box_wcs
 
@@ -184,29 +187,32 @@ def draw_layer(
     shape = embed.shape(out_box)
 
     clock = _Clock()
-    footprints = _footprint_statistics(members, out_wcs, shape)
+    footprints, polys = _footprint_statistics(members, out_wcs, shape)
     if footprints.n_good == 0:
         return None
-    bits = final_bits(layer.instrument, layer.detector, max(1, int(round(footprints.mean_nexp))), layer.filter)
+    pars = drizzle_pars(layer.instrument, layer.detector, max(1, int(round(footprints.mean_nexp))), layer.filter)
     clock.lap("masks")
 
     target_dir.mkdir(parents=True, exist_ok=True)
     path = target_dir / (f".{product_name}.tmp-{uuid.uuid4().hex[:12]}" if staging else product_name)
     with open_inputs([(m.path, m.exposure_id) for m in members]) as li:
+        if not li.drop_all_zero():  # the archive's "SCI data all zeros" exclusion
+            return None
         clock.lap("open")
-        if len(li.exposures) > 1:
-            _match_sky(li.chips, bits, out_wcs, options)
+        if pars.skysub and len(li.exposures) > 1:
+            _match_sky(li.chips, pars.bits, out_wcs, options)
         clock.lap("sky")
-        arrays = _drizzle(li.chips, out_wcs, shape, bits, options, target_dir)
+        arrays = _drizzle(li.chips, out_wcs, shape, pars, options, target_dir)
         try:
             clock.lap("drizzle")
             mvm = mvm_keywords(footprints, arrays.wht, (cell.naxis(layer.scale),) * 2)
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
-            primary = primary_keywords(layer, cell, li, product_name, mvm, bits, [c.sky for c in li.chips],
+            primary = primary_keywords(layer, cell, li, product_name, mvm, pars, [c.sky for c in li.chips],
                                        dict(extra_keywords or {}))
-            hdrtab = li.hdrtab_rows([c.sky for c in li.chips])
+            heads = layer_headers(li, layer.instrument, product_name, primary, out_wcs, shape, polys,
+                                  pixfrac=pars.pixfrac, context=options.context)
             clock.lap("keywords")
-            written = _write(path, primary, arrays, out_wcs, shape, hdrtab)
+            written = _write(path, heads, arrays)
             clock.lap("write")
         finally:
             arrays.close()
@@ -223,7 +229,8 @@ def draw_layer(
 
 def _footprint_statistics(members: Sequence[MemberInfo], out_wcs, shape: tuple[int, int]):
     """Footprint-mask statistics of the members' chips over the box (spec §5.5), from their outlines in
-    box pixels: no mask arrays (:meth:`mvmdb.process.keywords.FootprintRaster.statistics`)."""
+    box pixels: no mask arrays (:meth:`mvmdb.process.keywords.FootprintRaster.statistics`).
+    Returns ``(statistics, outlines)``, the outlines in 0-based box pixels (for S_REGION)."""
     from mvmdb.process.keywords import FootprintRaster
 
     polys, times = [], []
@@ -231,7 +238,7 @@ def _footprint_statistics(members: Sequence[MemberInfo], out_wcs, shape: tuple[i
         for p in _chip_pixel_polygons(out_wcs, m.polygons):
             polys.append(p)
             times.append(m.exptime)
-    return FootprintRaster(polys, times, shape).statistics()
+    return FootprintRaster(polys, times, shape).statistics(), polys
 
 
 def _match_sky(chips, bits: int, out_wcs, options: DrawOptions) -> None:
@@ -243,7 +250,7 @@ def _match_sky(chips, bits: int, out_wcs, options: DrawOptions) -> None:
         chip.sky = s
 
 
-def _drizzle(chips, out_wcs, shape: tuple[int, int], bits: int, options: DrawOptions, spool_dir: Path):
+def _drizzle(chips, out_wcs, shape: tuple[int, int], pars, options: DrawOptions, spool_dir: Path):
     """Drizzle the chips onto the box: in memory up to :data:`IN_MEMORY_MAX_PIXELS`, else tile by tile
     into spool files in ``spool_dir``. Returns the store (``sci``, ``wht``, ``nexp``, ``ctx``; ``close()``)."""
     from mvmdb.fitsio.product import LayerSpool
@@ -262,30 +269,21 @@ def _drizzle(chips, out_wcs, shape: tuple[int, int], bits: int, options: DrawOpt
             failpoints.hit("mid_drizzle")
 
     try:
-        drizzle_layer(chips, out_wcs, shape, bits=bits, tile_shape=tile_shape, context=options.context, sink=sink)
+        drizzle_layer(chips, out_wcs, shape, bits=pars.bits, tile_shape=tile_shape, context=options.context,
+                      sink=sink, pixfrac=pars.pixfrac)
     except BaseException:
         spool.close()
         raise
     return spool
 
 
-def _write(path: Path, primary: dict[str, Any], arrays, out_wcs, shape: tuple[int, int], hdrtab):
-    """Write the product file (:func:`mvmdb.fitsio.product.write_product`)."""
+def _write(path: Path, heads, arrays):
+    """Write the product file (:func:`mvmdb.fitsio.product.write_product`) with the layer's headers
+    (:class:`mvmdb.process.product_headers.LayerHeaders`)."""
     from mvmdb.fitsio.product import write_product
 
-    wcs_header = out_wcs.to_header()
-    wcs_header["S_REGION"] = (s_region(out_wcs, shape), "spatial extent of the layer's box")
     return write_product(
-        path, primary=primary, sci=arrays.sci, wht=arrays.wht, nexp=arrays.nexp, ctx=arrays.ctx,
-        wcs_header=wcs_header, hdrtab=hdrtab,
-        extra_headers={"SCI": {"BUNIT": ("ELECTRONS/S", "brightness units")}, "WHT": {"BUNIT": ("SECONDS", "")}},
+        path, primary=heads.primary, sci=arrays.sci, wht=arrays.wht, nexp=arrays.nexp, ctx=arrays.ctx,
+        wcs_header=heads.wcs, hdrtab=heads.hdrtab,
+        extra_headers={"SCI": heads.sci, "WHT": {"BUNIT": ("SECONDS", "")}},
     )
-
-
-def s_region(w, shape: tuple[int, int]) -> str:
-    """``S_REGION`` of a box: ``POLYGON ICRS`` of its outer pixel corners (degrees)."""
-    ny, nx = shape
-    x = np.array([-0.5, nx - 0.5, nx - 0.5, -0.5])
-    y = np.array([-0.5, -0.5, ny - 0.5, ny - 0.5])
-    ra, dec = w.pixel_to_world_values(x, y)
-    return "POLYGON ICRS " + " ".join(f"{a:.7f} {d:.7f}" for a, d in zip(ra, dec))

@@ -60,7 +60,9 @@ __all__ = [
     "InputReport",
     "LayerArrays",
     "LayerTile",
+    "DrizzlePars",
     "drizzle_layer",
+    "drizzle_pars",
     "final_bits",
     "good_pixels",
     "input_mapper",
@@ -118,6 +120,35 @@ def final_bits(instrument: str, detector: str, n_exposures: int, filter_name: st
     raise ValueError(f"no MVM drizzle parameters for {instrument}/{detector}")
 
 
+@dataclass(frozen=True)
+class DrizzlePars:
+    """Final-drizzle parameters of an MVM layer (spec §5.3): DQ flags accepted (``bits``),
+    ``pixfrac``, and whether the inputs are sky matched (``skysub``)."""
+
+    bits: int
+    pixfrac: float
+    skysub: bool
+
+
+#: ACS/SBC filters with the archive's "blue" configurations (``acs_sbc_blue_n2`` / ``_n6``).
+SBC_BLUE_FILTERS = ("f115lp", "f122m")
+
+
+def drizzle_pars(instrument: str, detector: str, n_exposures: int, filter_name: str | None = None) -> DrizzlePars:
+    """The archive's final drizzle parameters of a layer from its configuration files (spec §5.3).
+
+    ``n_exposures`` is ``n_exp = int(round(MEANNEXP))``. ``bits`` as :func:`final_bits`;
+    ``pixfrac`` 0.8 for ACS/SBC in a blue filter (F115LP, F122M) with ``n_exp >= 6``
+    (``acs_sbc_blue_n6``), else 1.0; ``skysub`` (sky matching) for ``n_exp > 1`` (every
+    ``any_n1`` configuration turns it off, every n >= 2 one on).
+    """
+    bits = final_bits(instrument, detector, n_exposures, filter_name)
+    sbc_blue = (instrument.strip().upper(), detector.strip().upper()) == ("ACS", "SBC") and \
+        (filter_name or "").strip().lower() in SBC_BLUE_FILTERS
+    pixfrac = 0.8 if sbc_blue and n_exposures >= 6 else 1.0
+    return DrizzlePars(bits=bits, pixfrac=pixfrac, skysub=n_exposures > 1)
+
+
 def good_pixels(sci: np.ndarray, dq: np.ndarray | None, bits: int) -> np.ndarray:
     """Boolean mask of usable pixels: finite science value and ``(dq & ~bits) == 0``.
 
@@ -161,6 +192,9 @@ class DrizzleInput:
     pixel_scale : float, optional
         Nominal input pixel scale in arcsec (IDCSCALE); default sqrt|det CD| of
         ``in_wcs``, or the mean local scale of ``pixmap``.
+    gain : float
+        Multiplies the sky-subtracted data (e-/DN): WFPC2 counts are converted to electrons
+        with ATODGAIN, as the archive does; 1 for data already in electrons.
     """
 
     sci: np.ndarray
@@ -173,6 +207,7 @@ class DrizzleInput:
     name: str = ""
     exposure: str | None = None
     pixel_scale: float | None = None
+    gain: float = 1.0
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -369,6 +404,8 @@ def _read_box(plan: _InputMap, box, bits, scratch: _Scratch):
     inner = (slice(cy0 - ymin, cy1 - ymin + 1), slice(cx0 - xmin, cx1 - xmin + 1))
     d = data[inner]
     np.subtract(inp.sci[rows, cols], np.float32(inp.sky), out=d, casting="unsafe")
+    if getattr(inp, "gain", 1.0) != 1.0:
+        np.multiply(d, np.float32(inp.gain), out=d)
     np.copyto(d, np.float32(0.0), where=~good)
     np.multiply(good, np.float32(inp.exptime), out=wht[inner])
     return data, wht

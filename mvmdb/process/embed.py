@@ -11,12 +11,13 @@ the blocks by one fine pixel). The common box stored in ``sky_cell.box_*`` is th
 always *aligned*: it is the exact fine image of a coarse box, ``xmin = 3*qxmin + 1`` and
 ``xmax = 3*qxmax + 3`` (same in y), so its width and height are multiples of 3 and every
 fine layer of the sky cell overlays every coarse layer pixel for pixel (coarse product
-pixel ``(i, j)`` = fine product pixels ``3i..3i+2, 3j..3j+2``). The raw union of the
+pixel ``(i, j)`` = fine product pixels ``3i..3i+2, 3j..3j+2``, except at the cell's edges: fine
+layers are cut to the fine cell, see :func:`fine_in_cell`). The raw union of the
 footprints is padded outwards to the enclosing coarse pixels; the coarse box is clipped to
 the coarse sky cell ``0..7317``, so the aligned fine box lies within fine ``1..21954``
-(fine column/row 0 of a cell is never used -- it lies in the 512-px overlap with the
-neighbouring cell -- and fine 21954 is one pixel past the fine NAXIS but inside the coarse
-cell, on the same tangent plane). Every sky cell uses this rule whether or not it has a
+(fine 21954 is one pixel past the fine NAXIS but inside the coarse cell, on the same
+tangent plane; fine 0 lies in no coarse pixel). Fine layers are drawn on that box cut to
+the fine cell ``0..21953`` (:func:`fine_in_cell`). Every sky cell uses this rule whether or not it has a
 coarse layer, so a later IR or WFPC2 layer never forces a new box.
 
 **Growth.** The common box only grows (new box = aligned union of the old box and the new
@@ -29,7 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mvmdb.sky.grid import skycell_naxis
 from mvmdb.sky.overlap import check_box, fine_box_to_coarse
+
+FINE_NAXIS = skycell_naxis("fine")
 
 Box = tuple[int, int, int, int]
 
@@ -69,10 +73,25 @@ def is_aligned(fine_box: Box) -> bool:
     return align(fine_box) == tuple(fine_box)
 
 
+def fine_in_cell(aligned_fine_box: Box) -> Box:
+    """The fine layers' box: the aligned box kept inside the fine cell ``0 .. 21953``.
+
+    The aligned box may end at fine 21954 (one past the cell: the last coarse pixel's third
+    fine column) and never starts at fine 0 (which lies in no coarse pixel of the cell).
+    Fine layers drop index 21954 and take in index 0 when the aligned box starts at 1, so
+    no fine pixel lies outside its sky cell and data falling on the first row/column are
+    kept, as in the archive (issue 13).
+    """
+    xmin, xmax, ymin, ymax = check_box(aligned_fine_box)
+    last = FINE_NAXIS - 1
+    return (0 if xmin <= 1 else xmin, min(xmax, last), 0 if ymin <= 1 else ymin, min(ymax, last))
+
+
 def at_scale(aligned_fine_box: Box, scale: str) -> Box:
-    """The common box at a layer's scale: the aligned fine box itself, or its coarse box."""
+    """The common box at a layer's scale: the aligned fine box kept in the cell
+    (:func:`fine_in_cell`), or its coarse box."""
     if scale == "fine":
-        return check_box(aligned_fine_box)
+        return fine_in_cell(aligned_fine_box)
     if scale == "coarse":
         return coarse_cover(aligned_fine_box)
     raise ValueError(f"unknown scale {scale!r}")

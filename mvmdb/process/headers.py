@@ -25,12 +25,13 @@ def _iso(mjd: float | None) -> str | None:
     return t.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
 
 
-def primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mvm: dict, bits: int,
+def primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mvm: dict, pars,
                      skies: Sequence[float], extra: dict[str, Any]) -> dict[str, Any]:
     """The PRIMARY keywords of a layer product, ``{key: (value, comment)}`` (spec §5.5).
 
     ``li``: the layer's opened inputs (:class:`mvmdb.process.inputs.LayerInputs`); ``mvm``
-    the MVM statistics keywords; ``bits`` the drizzle's final_bits; ``extra`` added last.
+    the MVM statistics keywords; ``pars`` the layer's drizzle parameters
+    (:class:`mvmdb.process.drizzling.DrizzlePars`); ``extra`` added last.
     Times MJD and UTC ISO; ``TEXPTIME`` seconds; ``PSCALE`` arcsec/px.
     """
     exps = li.exposures
@@ -59,11 +60,9 @@ def primary_keywords(layer: LayerInfo, cell: SkyCell, li, product_name: str, mvm
         "DATE-END": (_iso(max(ends)) if ends else None, "end of the latest input (UTC)"),
         "PROPOSID": ("; ".join(str(p) for p in props), "proposals of the inputs"),
         "D001KERN": ("square", "drizzle kernel"),
-        "D001PIXF": (1.0, "drizzle pixfrac"),
-        "D001WTSC": ("EXP", "drizzle weighting"),
-        "D001BITS": (int(bits), "DQ bits accepted as good (final_bits)"),
-        "D001UNIT": ("cps", "output units"),
-        "SKYMETH": ("match", "sky matching method"),
+        "D001PIXF": (float(pars.pixfrac), "drizzle pixfrac"),
+        "D001BITS": (int(pars.bits), "DQ bits accepted as good (final_bits)"),
+        "SKYMETH": ("match" if pars.skysub else "none", "sky matching method"),
     }
     kw.update({k: v for k, v in mvm.items()})
     kw.update(extra)

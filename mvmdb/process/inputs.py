@@ -1,4 +1,4 @@
-"""A layer's member files as drizzle inputs: chips, units, input order, HDRTAB rows.
+"""A layer's member files as drizzle inputs: chips, units, input order, headers.
 
 The files are opened memory-mapped by :func:`mvmdb.fitsio.exposure_arrays.open_exposure`
 (headers typed by the one exposure-header parser); they stay open until the
@@ -12,7 +12,7 @@ Per chip (SCI extension, in EXTVER order):
 * ``in_wcs``: the full chip WCS, ``WCS(header, hdulist)``: TAN + SIP plus the lookup-table
   distortions (``CPDIS``/``D2IM``) the FLT/FLC files carry;
 * ``exptime``: primary ``EXPTIME`` (s), which is also the EXP drizzle weight;
-* ``pixel_scale``: ``IDCSCALE`` (arcsec/px) when present.
+* ``pixel_scale``: the archive's input pixel scale (arcsec/px), see :func:`_pixel_scale`.
 
 Any problem with a file -- missing, not FITS, no SCI extension, unusable WCS or units --
 raises :class:`InputError` naming the file; the layer then fails with that reason.
@@ -20,11 +20,12 @@ raises :class:`InputError` naming the file; the layer then fails with that reaso
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
+import numpy as np
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -32,46 +33,11 @@ from mvmdb import rules
 from mvmdb.fitsio.exposure_arrays import InputError, open_exposure
 from mvmdb.process.drizzling import DrizzleInput, units_kind
 
-__all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "HDRTAB_COLUMNS", "input_order"]
+log = logging.getLogger(__name__)
+
+__all__ = ["InputError", "ExposureInput", "LayerInputs", "open_inputs", "input_order"]
 
 
-# HDRTAB: one row per input chip (spec §5.6); (column, FITS format, source) where source is
-# 'P' primary header, 'S' SCI header, or a computed value.
-HDRTAB_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("ROOTNAME", "9A", "P"),
-    ("HAPEXPNAME", "64A", "computed"),
-    ("EXTNAME", "8A", "computed"),
-    ("EXTVER", "J", "computed"),
-    ("INSTRUME", "8A", "P"),
-    ("DETECTOR", "8A", "P"),
-    ("FILTER", "40A", "computed"),
-    ("PROPOSID", "J", "P"),
-    ("LINENUM", "16A", "P"),
-    ("TARGNAME", "32A", "P"),
-    ("DATE-OBS", "10A", "P"),
-    ("TIME-OBS", "8A", "P"),
-    ("EXPSTART", "D", "P"),
-    ("EXPEND", "D", "P"),
-    ("EXPTIME", "D", "P"),
-    ("PHOTMODE", "64A", "S"),
-    ("PHOTFLAM", "D", "S"),
-    ("PHOTPLAM", "D", "S"),
-    ("PHOTBW", "D", "S"),
-    ("PHOTZPT", "D", "S"),
-    ("BUNIT", "16A", "S"),
-    ("WCSNAME", "64A", "S"),
-    ("CRPIX1", "D", "S"),
-    ("CRPIX2", "D", "S"),
-    ("CRVAL1", "D", "S"),
-    ("CRVAL2", "D", "S"),
-    ("CD1_1", "D", "S"),
-    ("CD1_2", "D", "S"),
-    ("CD2_1", "D", "S"),
-    ("CD2_2", "D", "S"),
-    ("NAXIS1", "J", "S"),
-    ("NAXIS2", "J", "S"),
-    ("MDRIZSKY", "D", "computed"),
-)
 
 
 @dataclass
@@ -129,27 +95,46 @@ def _open_one(path: str, exposure_id: int | None, handles: list) -> ExposureInpu
                 name=f"{os.path.basename(path)}[SCI,{chip.extver}]",
                 exposure=exp.rootname,
                 pixel_scale=_pixel_scale(chip.header, chip.wcs),
+                gain=_gain(h.instrument, chip.bunit, chip.header, opened.primary, path),
             )
         )
         exp.sci_headers.append(chip.header)
     return exp
 
 
-def _pixel_scale(header: fits.Header, w: WCS) -> float | None:
-    """Nominal input pixel scale (arcsec/px) for drizzle's ``pixel_scale_ratio`` and ``iscale``.
+def _pixel_scale(header: fits.Header, w: WCS) -> float:
+    """Input pixel scale (arcsec/px) for drizzle's ``pixel_scale_ratio`` and ``iscale``, as the archive
+    computes it (drizzlepac ``imageObject.compute_wcslin`` -> stwcs ``HSTWCS.pscale``).
 
-    ``IDCSCALE`` (the distortion model's nominal scale) when it matches the WCS; files whose
-    pixels are binned -- or shrunk by the simulator's ``downscale`` -- keep the unbinned
-    IDCSCALE, so it is multiplied by the integer factor the WCS shows. Without IDCSCALE the
-    WCS's linear scale is used (drizzling's default).
+    * Chips with a SIP distortion: the undistorted WCS has an orthogonal CD of scale
+      ``IDCSCALE``, or sqrt|det CD| when IDCSCALE is missing. Files whose pixels are binned
+      -- or shrunk by the simulator's ``downscale`` -- keep the unbinned IDCSCALE, so it is
+      multiplied by the integer factor the WCS shows.
+    * Chips without SIP: the chip WCS itself, whose ``pscale`` is the length of the first CD
+      column, ``sqrt(CD1_1**2 + CD2_1**2)`` (not sqrt|det CD|: for a skewed CD the two differ;
+      the archive's WFC3/IR FLTs without IDCSCALE give 0.13560 against 0.12825"/px).
     """
     from mvmdb.process.pixmap import pixel_scale_arcsec
 
+    if w.sip is None:
+        cd = w.celestial.pixel_scale_matrix
+        return float(np.hypot(cd[0, 0], cd[1, 0]) * 3600.0)
     idc = rules.finite_float(header.get("IDCSCALE"))
     if idc is None or idc <= 0:
-        return None
+        return pixel_scale_arcsec(w)
     factor = pixel_scale_arcsec(w) / idc
     return idc * max(1, round(factor)) if factor > 1.5 else idc
+
+
+def _gain(instrument: str, bunit: str, sci: fits.Header, primary: fits.Header, path: str) -> float:
+    """e-/DN applied to the data: ATODGAIN for WFPC2 data in counts (the archive converts WFPC2
+    to electrons, its products say ELECTRONS/S), else 1."""
+    if instrument != "WFPC2" or units_kind(bunit) != "counts" or bunit.strip().lower().startswith("electron"):
+        return 1.0
+    gain = rules.finite_float(sci.get("ATODGAIN", primary.get("ATODGAIN")))
+    if gain is None or gain <= 0:
+        raise InputError(path, "WFPC2 data in counts without a usable ATODGAIN")
+    return gain
 
 
 def input_order(exposures: Sequence[ExposureInput]) -> list[ExposureInput]:
@@ -171,26 +156,15 @@ class LayerInputs:
     def chips(self) -> list[DrizzleInput]:
         return [c for e in self.exposures for c in e.chips]
 
-    def hdrtab_rows(self, skies: Sequence[float] | None = None) -> list[dict[str, Any]]:
-        """HDRTAB rows (one per chip, :data:`HDRTAB_COLUMNS`); ``skies``: sky per chip (units of its data)."""
-        rows = []
-        k = 0
+    def drop_all_zero(self) -> list["ExposureInput"]:
+        """Leave out exposures whose SCI arrays are all zero (the archive's "SCI data all zeros"
+        exclusion, drizzlepac ``analyze``); returns the exposures kept."""
+        kept = [e for e in self.exposures if any(np.any(c.sci) for c in e.chips)]
         for e in self.exposures:
-            for chip, hdr in zip(e.chips, e.sci_headers):
-                row: dict[str, Any] = {}
-                for name, _fmt, src in HDRTAB_COLUMNS:
-                    if src == "P":
-                        row[name] = e.primary.get(name)
-                    elif src == "S":
-                        row[name] = hdr.get(name, e.primary.get(name))
-                row["HAPEXPNAME"] = os.path.basename(e.path)
-                row["EXTNAME"] = "SCI"
-                row["EXTVER"] = int(hdr.get("EXTVER", 1))
-                row["FILTER"] = e.filter
-                row["MDRIZSKY"] = float(skies[k]) if skies is not None else float(chip.sky)
-                rows.append(row)
-                k += 1
-        return rows
+            if e not in kept:
+                log.warning("%s: SCI data all zeros, left out of the layer", e.path)
+        self.exposures = kept
+        return kept
 
     def close(self) -> None:
         for h in self._handles:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from astropy.io import fits
 
 from mvmdb.fitsio.product import write_product
 from mvmdb.fitsio.stored_product import open_product
 from mvmdb.process import embed
-from mvmdb.process.draw import s_region
+from mvmdb.process.product_headers import wcs_cards
 from mvmdb.sky.grid import SkyCell
 
 __all__ = ["reembed_product"]
@@ -31,10 +32,12 @@ def reembed_product(src: Path, old_box: embed.Box, new_box: embed.Box, cell: Sky
         wht = embed.embed(p.wht, old_box, new_box, fill=0)
         nexp = embed.embed(p.nexp, old_box, new_box, fill=0)
         ctx = None if p.ctx is None else embed.embed(p.ctx, old_box, new_box, fill=0)
-        wcs_header = new_wcs.to_header()
-        wcs_header["S_REGION"] = (s_region(new_wcs, embed.shape(new_box)), "spatial extent of the layer's box")
+        wcs_header = wcs_cards(new_wcs)
+        # the SCI header's own cards (photometry, S_REGION: the data do not move on the sky) are kept
+        sci_extra = fits.Header([c for c in p.sci_header.cards if c.keyword not in wcs_header
+                                 and not c.keyword.startswith(("PC1_", "PC2_", "CDELT", "CUNIT"))])
         written = write_product(
             dest, primary=p.primary, sci=sci, wht=wht, nexp=nexp, ctx=ctx, wcs_header=wcs_header, hdrtab=p.hdrtab,
-            extra_headers={"SCI": {"BUNIT": (p.bunit, "brightness units")}, "WHT": {"BUNIT": ("SECONDS", "")}},
+            extra_headers={"SCI": sci_extra, "WHT": {"BUNIT": ("SECONDS", "")}},
         )
     return written.sha256, written.size
