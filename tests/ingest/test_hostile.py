@@ -135,3 +135,33 @@ def test_read_time_limit_gives_up_on_a_stalled_file(monkeypatch, tmp_path):
     monkeypatch.setattr(reader, "read_exposure_file", stall)
     (res,) = reader.read_files([str(tmp_path / "slow_flt.fits")], time_limit=0.2)
     assert res.error.startswith("reading took longer than 0.2 s") and res.header is None
+
+
+def test_pool_gives_up_on_a_stuck_reader(monkeypatch, tmp_path):
+    """A reader that ignores its own time limit (signals blocked): the parent's guard gives its
+    chunk up, terminates the pool and reads the rest in process."""
+    import signal
+
+    from mvmdb.ingest import pool as ingest_pool
+
+    stuck = str(tmp_path / "stuck_flt.fits")
+    original = reader.read_exposure_file
+
+    def read(path):
+        if path == stuck:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+            time.sleep(HANG_GUARD)
+        return original(path)
+
+    monkeypatch.setattr(reader, "read_exposure_file", read)  # inherited by the forked readers
+    monkeypatch.setattr(ingest_pool, "POOL_GRACE", 1.0)
+    paths = [stuck] + [str(tmp_path / f"missing{k}_flt.fits") for k in range(3)]
+    pool = ingest_pool.start_pool(2)
+    try:
+        results = list(ingest_pool.read_stream(paths, 2, pool, time_limit=0.2))
+    finally:
+        pool.terminate()
+        pool.join()
+    assert [r.path for r in results] == paths
+    assert results[0].error.startswith("reader did not answer within 1.2 s")
+    assert all(r.error == "no such file" for r in results[1:])
