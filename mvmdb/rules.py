@@ -6,6 +6,13 @@ Everything here follows ``/work/shared/spec/archive-conventions.md`` (the spec):
 * :func:`program_id`, :func:`obset_id`, :func:`instrument_from_rootname` -- poller columns (§3.1, §4.2);
 * :func:`exclusion_reason` -- which exposures never join a layer (§4.4, §4.5), as a
   human-readable reason string, or ``None`` when the exposure is usable;
+* :func:`catalog_exclusion` -- :func:`exclusion_reason`'s content part plus what a poller line
+  needs of the header (a PROPOSID); with :data:`FILTER_RE` / :func:`filter_problem` (filter
+  names never hold path characters), :func:`proposal_id`, :func:`int_problem` (integer keywords
+  in their columns' range), :func:`path_problem` / :func:`display_path` (paths the catalog and a
+  poller can hold; non-UTF-8 names printable) and :func:`catalog_filename` (the poller's
+  filename column), the ONE definition that ingest, the planner and the poller reader share:
+  whatever ingest accepts, the planner can list (issue 15);
 * :func:`parse_switch` -- the ``MVM_INCLUDE_SMALL`` / ``MVM_ONLY_CTE`` switch values (§4.5);
 * :func:`layer_scales`, :func:`layer_name`, :func:`product_filename`,
   :func:`layer_filetype` -- layers and their product names (§4.2, §4.3);
