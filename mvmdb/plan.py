@@ -48,7 +48,8 @@ import sqlalchemy as sa
 from mvmdb.db import jobs, skycells
 from mvmdb.db.members import plan_rows
 from mvmdb.errors import MvmdbError
-from mvmdb.poller import PollerRow, write_poller
+from mvmdb import rules
+from mvmdb.poller import PollerError, PollerRow, row_problem, write_poller
 from mvmdb.sky.grid import normalize_skycell_names
 
 POLLER_SUFFIX = "_mvm_poller.txt"
@@ -58,7 +59,7 @@ DEFAULT_OUT = Path("pollers")
 
 
 class PlanError(MvmdbError):
-    """The catalog cannot be planned as asked (bad sky cell name, incomplete exposure row)."""
+    """The catalog cannot be planned as asked (bad sky cell name)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,10 @@ class PollerFile:
     job_id: int | None = None
     job_action: str = "none"
     """created | extended | unchanged (queued job already covers it) | running (a running job
-    covers every NEW member; nothing queued) | dry-run | none."""
+    covers every NEW member; nothing queued) | dry-run | none | error (see ``error``)."""
+    error: str | None = None
+    """Why this sky cell cannot be planned (a catalog row a poller line cannot hold); its poller
+    is not written and no job is queued; the other sky cells are planned as usual."""
 
     @property
     def new(self) -> int:
@@ -85,7 +89,8 @@ class PollerFile:
         return len(self.rows) - self.new
 
     def to_json(self) -> dict[str, Any]:
-        """The ``mvm plan --json`` object (keys ``skycell``, ``poller``, ``layers``, ``new``, ``old`` are a contract)."""
+        """The ``mvm plan --json`` object (keys ``skycell``, ``poller``, ``layers``, ``new``, ``old``, ``error``
+        are a contract; ``error`` is null for a planned sky cell)."""
         return {
             "skycell": self.skycell,
             "poller": str(self.path),
@@ -95,6 +100,7 @@ class PollerFile:
             "job": self.job_id,
             "job_action": self.job_action,
             "generation": self.generation,
+            "error": self.error,
         }
 
 
@@ -134,8 +140,6 @@ def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
     # a nightly plan has ~10^5 rows).
     for (_, _, _, filename, proposal_id, program_id, obset_id, exptime, filt, detector,
          status, new_generation, row_layers, path) in group:  # fmt: skip
-        if proposal_id is None:
-            raise PlanError(f"exposure {path} has no PROPOSID in the catalog: cannot write its poller line")
         layers.update(row_layers.split(" "))
         if new_generation is not None and new_generation > generation:
             generation = new_generation
@@ -150,7 +154,19 @@ def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
         layers=tuple(sorted(layers)),
         rows=tuple(lines),
         generation=generation,
+        error=_rows_problem(lines),
     )
+
+
+def _rows_problem(rows: Sequence[PollerRow]) -> str | None:
+    """The first catalog row of a sky cell that a poller line cannot hold, as one line; None if all can.
+
+    Ingest refuses such exposures (:mod:`mvmdb.rules`), so this only meets rows catalogued by
+    older versions or edited by hand: the sky cell is reported and skipped, never the catalog."""
+    for row in rows:
+        if (problem := row_problem(row)) is not None:
+            return f"exposure {rules.display_path(row.path)}: {problem}"
+    return None
 
 
 def _enqueue_pollers(conn: sa.Connection, pollers: Sequence[PollerFile]) -> list[PollerFile]:
@@ -190,7 +206,9 @@ def plan(
     ``skycells`` restricts the plan to those sky cells (names with or without the
     ``skycell-`` prefix). With ``dry_run`` nothing is written and no job is touched; the
     returned pollers say what would be written (``job_action == "dry-run"``).
-    Returns one :class:`PollerFile` per sky cell, ordered by sky cell name.
+    Returns one :class:`PollerFile` per sky cell, ordered by sky cell name. A sky cell whose
+    catalog rows a poller cannot hold is returned with ``error`` set and ``job_action``
+    ``"error"`` (nothing written or queued for it); the others are planned as usual.
     """
     out = Path(out_dir)
     names = normalize_skycells(skycells) if skycells else None
@@ -201,10 +219,18 @@ def plan(
             _require_known(conn, names)
         pollers = build_pollers(plan_rows(conn, names), out)
         if dry_run:
-            return [_with_job(p, None, "dry-run") for p in pollers]
+            return [_with_job(p, None, "dry-run" if p.error is None else "error") for p in pollers]
+        good, failed = [], []
         for p in pollers:
-            write_poller(p.path, p.rows)
-        return _enqueue_pollers(conn, pollers)
+            if p.error is None:
+                try:
+                    write_poller(p.path, p.rows)
+                except PollerError as exc:  # rows checked above: a safety net, never the whole plan
+                    p = replace(p, error=str(exc))
+            (good if p.error is None else failed).append(p)
+        planned = _enqueue_pollers(conn, good)
+        failed = [_with_job(p, None, "error") for p in failed]
+        return sorted(planned + failed, key=lambda p: p.skycell)
 
 
 def _require_known(conn: sa.Connection, names: Sequence[str]) -> None:

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from mvmdb import rules
 from mvmdb.errors import MvmdbError
 from mvmdb.sky.grid import parse_skycell_name
 
@@ -37,11 +38,10 @@ STATUSES = ("NEW", "OLD")
 
 """A sky cell name, ``skycell-pPPPPxXXyYY`` (the archive's check, matched in full here)."""
 
-_FILENAME_RE = re.compile(r"[^/\\]+_fl[tc]\.fits", re.IGNORECASE)
+_FILENAME_RE = rules.EXPOSURE_FILENAME_RE
 _PROGRAM_RE = re.compile(r"[A-Z0-9]{3}")
 _OBSET_RE = re.compile(r"[A-Z0-9]{1,3}")
-_FORBIDDEN_RE = re.compile("[,\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
-"""A comma or anything ``str.splitlines`` takes for a line break: never inside a field."""
+_FORBIDDEN_RE = rules.POLLER_FORBIDDEN_RE
 _TEXT_COLUMNS = ("filename", "program_id", "obset_id", "filters", "detector", "skycell", "status", "path")
 
 
@@ -108,16 +108,16 @@ def row_problem(row: PollerRow) -> str | None:
         return "filename is empty"
     if not _FILENAME_RE.fullmatch(row.filename):
         return f"filename {row.filename!r} is not an exposure file name (*_flt.fits or *_flc.fits, no directory)"
-    if type(row.proposal_id) is not int or row.proposal_id < 0:
-        return f"proposal_id {row.proposal_id!r} is not a non-negative integer"
+    if type(row.proposal_id) is not int or rules.proposal_id(row.proposal_id) is None:
+        return f"proposal_id {row.proposal_id!r} is not an integer in 0 .. {rules.MAX_PROPOSID}"
     if not _PROGRAM_RE.fullmatch(row.program_id):
         return f"program_id {row.program_id!r} is not 3 upper-case letters or digits"
     if not _OBSET_RE.fullmatch(row.obset_id):
         return f"obset_id {row.obset_id!r} is not 1-3 upper-case letters or digits"
     if type(row.exptime) not in (float, int) or not math.isfinite(row.exptime) or row.exptime < 0:
         return f"exptime {row.exptime!r} is not a finite, non-negative number"
-    if not row.filters or row.filters != row.filters.upper():
-        return f"filters {row.filters!r} is not a non-empty upper-case filter name"
+    if not row.filters or row.filters != row.filters.upper() or rules.filter_problem(row.filters.lower()):
+        return f"filters {row.filters!r} is not an upper-case filter name (letters, digits and '-')"
     if not row.detector or row.detector != row.detector.upper():
         return f"detector {row.detector!r} is not a non-empty upper-case detector name"
     if (problem := skycell_problem(row.skycell)) is not None:

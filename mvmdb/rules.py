@@ -6,6 +6,13 @@ Everything here follows ``/work/shared/spec/archive-conventions.md`` (the spec):
 * :func:`program_id`, :func:`obset_id`, :func:`instrument_from_rootname` -- poller columns (§3.1, §4.2);
 * :func:`exclusion_reason` -- which exposures never join a layer (§4.4, §4.5), as a
   human-readable reason string, or ``None`` when the exposure is usable;
+* :func:`catalog_exclusion` -- :func:`exclusion_reason`'s content part plus what a poller line
+  needs of the header (a PROPOSID); with :data:`FILTER_RE` / :func:`filter_problem` (filter
+  names never hold path characters), :func:`proposal_id`, :func:`int_problem` (integer keywords
+  in their columns' range), :func:`path_problem` / :func:`display_path` (paths the catalog and a
+  poller can hold; non-UTF-8 names printable) and :func:`catalog_filename` (the poller's
+  filename column), the ONE definition that ingest, the planner and the poller reader share:
+  whatever ingest accepts, the planner can list (issue 15);
 * :func:`parse_switch` -- the ``MVM_INCLUDE_SMALL`` / ``MVM_ONLY_CTE`` switch values (§4.5);
 * :func:`layer_scales`, :func:`layer_name`, :func:`product_filename`,
   :func:`layer_filetype` -- layers and their product names (§4.2, §4.3);
@@ -46,6 +53,19 @@ __all__ = [
     "finite_float",
     "exclusion_reason",
     "content_exclusion",
+    "catalog_exclusion",
+    "FILTER_RE",
+    "filter_problem",
+    "MAX_PROPOSID",
+    "proposal_id",
+    "POLLER_FORBIDDEN_RE",
+    "EXPOSURE_FILENAME_RE",
+    "MAX_PATH_BYTES",
+    "path_problem",
+    "display_path",
+    "catalog_filename",
+    "INT_RANGES",
+    "int_problem",
     "switch_exclusion",
     "superseded_reason",
     "is_content_reason",
@@ -207,7 +227,7 @@ def content_exclusion(keywords: Mapping[str, Any]) -> str | None:
     archive tests ``== 'T'`` except for WFPC2, a FITS logical T counts here too); WFC3 spatial
     scan (``SCAN_TYP`` C or D); calibration target (``TARGNAME`` containing DARK, TUNG,
     BIAS, FLAT, DEUT, EARTH-CAL; not WFPC2, whose calibrations fail the IMAGETYP rule);
-    exposure time ~0 (``|EXPTIME| <= 1e-5`` s, or not a number); WFC3/UVIS charge injection
+    exposure time ~0 (``|EXPTIME| <= 1e-5`` s, or not a number) or negative; WFC3/UVIS charge injection
     (``CHINJECT`` present and not NONE); grism/prism (a filter token starting with ``G`` or
     ``PR``), SBC internal calibration (``BLOCK``), ramp filter (``FR``); guide-star trouble
     (``QUALITY`` containing gsfail or tdf-down, case-insensitive). The archive's image-based
@@ -241,6 +261,8 @@ def content_exclusion(keywords: Mapping[str, Any]) -> str | None:
     exptime = finite_float(keywords.get("EXPTIME"))
     if exptime is None or math.isclose(exptime, 0.0, abs_tol=1e-5):
         return f"zero exposure time (EXPTIME={keywords.get('EXPTIME')})"
+    if exptime < 0:
+        return f"negative exposure time (EXPTIME={keywords.get('EXPTIME')})"
     if inst == "WFC3" and det == "UVIS":
         chinject = _text(keywords, "CHINJECT").upper()
         if chinject and chinject != "NONE":
@@ -257,6 +279,21 @@ def content_exclusion(keywords: Mapping[str, Any]) -> str | None:
     for flag in ("gsfail", "tdf-down"):
         if flag in quality:
             return f"guide star problem (QUALITY={_text(keywords, 'QUALITY')})"
+    return None
+
+
+def catalog_exclusion(keywords: Mapping[str, Any]) -> str | None:
+    """:func:`content_exclusion`, then what a poller line needs of the header (spec §3.1):
+    a proposal id (``PROPOSID`` an integer in ``0 .. 2**31-1``, :func:`proposal_id`).
+
+    What ingest stores as an exposure's content reason, so that the planner never meets
+    a usable exposure it cannot list (``"no proposal id (PROPOSID=...)"``).
+    """
+    reason = content_exclusion(keywords)
+    if reason is not None:
+        return reason
+    if proposal_id(keywords.get("PROPOSID")) is None:
+        return f"no proposal id (PROPOSID={keywords.get('PROPOSID')})"
     return None
 
 
@@ -312,6 +349,103 @@ def reason_category(reason: str) -> str:
     if reason.startswith(SUPERSEDED_PREFIX):
         return "superseded"
     return reason.split(" (", 1)[0]
+
+
+# --------------------------------------------------------------------------- what the catalog and the planner need
+
+FILTER_RE = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
+"""A normalized filter name (:func:`normalize_filter`) that may become part of a product name:
+lower-case letters, digits and '-', at most 40 characters. Never '/', '.', blanks or any
+other path character (the filter is a component of :func:`layer_name`)."""
+
+MAX_PROPOSID = 2**31 - 1
+"""The largest proposal id the catalog (``integer``) and the poller hold."""
+
+POLLER_FORBIDDEN_RE = re.compile("[,\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+"""A comma or anything ``str.splitlines`` takes for a line break: never inside a poller field."""
+
+EXPOSURE_FILENAME_RE = re.compile(r"[^/\\]+_fl[tc]\.fits", re.IGNORECASE)
+"""A poller's filename column (spec §3.1): an FLT/FLC file name, no directory."""
+
+MAX_PATH_BYTES = 4095
+"""The longest path the operating system opens (``PATH_MAX`` 4096 with its NUL)."""
+
+INT_RANGES: dict[str, tuple[int, int]] = {
+    "EXTVER": (1, 2**15 - 1), "NAXIS1": (0, 2**31 - 1), "NAXIS2": (0, 2**31 - 1),
+    "PROPOSID": (0, MAX_PROPOSID),
+}
+"""Integer header keywords stored in the catalog, and the range its columns hold (``[lo, hi]``)."""
+
+
+def filter_problem(name: str) -> str | None:
+    """What is wrong with a normalized filter name (:data:`FILTER_RE`), or None."""
+    if FILTER_RE.fullmatch(str(name)):
+        return None
+    return f"filter {name!r} is not a filter name (letters, digits and '-' only, at most 40)"
+
+
+def proposal_id(value: Any) -> int | None:
+    """``PROPOSID`` as the catalog stores it: an integer (or a string of digits) in ``0 .. 2**31-1``, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit():
+            return None
+        value = int(text)
+    if not isinstance(value, int):
+        return None
+    return value if 0 <= value <= MAX_PROPOSID else None
+
+
+def int_problem(keyword: str, value: Any) -> str | None:
+    """What is wrong with an integer keyword of :data:`INT_RANGES` (not an integer, out of range), or None."""
+    lo, hi = INT_RANGES[keyword]
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"{keyword} {value!r} is not an integer"
+    if not lo <= value <= hi:
+        return f"{keyword} {value} is out of range ({lo} .. {hi})"
+    return None
+
+
+def display_path(path: str | bytes) -> str:
+    """A path as text that can always be printed and stored: bytes that are not UTF-8 (kept by
+    ``os.fsdecode`` as surrogates) become ``\\xNN`` escapes; valid paths are unchanged."""
+    if isinstance(path, bytes):
+        return path.decode("utf-8", "backslashreplace")
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def path_problem(path: str) -> str | None:
+    """Why a file at ``path`` cannot be catalogued whatever it holds, or None.
+
+    Its name is not valid UTF-8 (the catalog stores text), the path is longer than the
+    system opens (:data:`MAX_PATH_BYTES`), or it holds a comma or a line break, which the
+    poller's comma-separated lines cannot carry (:data:`POLLER_FORBIDDEN_RE`).
+    """
+    try:
+        size = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8 (the catalog stores text; rename the file)"
+    if size > MAX_PATH_BYTES:
+        return f"path too long ({size} bytes; the system opens at most {MAX_PATH_BYTES})"
+    if POLLER_FORBIDDEN_RE.search(path):
+        return "the path holds a comma or a line break, which a poller file cannot list"
+    return None
+
+
+def catalog_filename(path: str, ipppssoot: str, filetype: str) -> str:
+    """The exposure's ``filename`` column, the poller's column 1: the file's own name when it is an
+    FLT/FLC name (:data:`EXPOSURE_FILENAME_RE`) of the right type, else the pipeline name
+    ``<ipppssoot>_<filetype>.fits`` (a renamed file, its type known from ``FILENAME``)."""
+    name = str(path).replace("\\", "/").rsplit("/", 1)[-1]
+    if EXPOSURE_FILENAME_RE.fullmatch(name) and name[-8:-5].lower() == filetype:
+        return name
+    return f"{ipppssoot}_{filetype}.fits"
 
 
 # --------------------------------------------------------------------------- switches

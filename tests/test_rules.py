@@ -226,3 +226,33 @@ def test_is_ipppssoot():
     assert rules.is_ipppssoot("ib4606c5q")
     assert not rules.is_ipppssoot("jbt122x8q_drc.fits")
     assert not rules.is_ipppssoot("hst_skycell-p1749x18y06_wfc3_uvis_f658n_all")
+
+
+def test_planner_rules_shared_with_ingest():
+    assert rules.filter_problem("f775w") is None and rules.filter_problem("f606w-pol60v") is None
+    for bad in ("f775w/x", "f775w.x", "..", "f 775", "", "a" * 41, "f775w\\x"):
+        assert rules.filter_problem(bad) is not None, bad
+    assert [rules.proposal_id(v) for v in (12286, "12286", 0, -1, 2**31, None, True, 1.5, "x")] == \
+        [12286, 12286, 0, None, None, None, None, None, None]
+    assert rules.catalog_exclusion({**GOOD, "PROPOSID": 12286}) is None
+    assert rules.catalog_exclusion(GOOD) == "no proposal id (PROPOSID=None)"
+    assert rules.catalog_exclusion({**GOOD, "PROPOSID": 2**31}).startswith("no proposal id")
+    assert rules.content_exclusion({**GOOD, "EXPTIME": -5.0}) == "negative exposure time (EXPTIME=-5.0)"
+    assert rules.int_problem("EXTVER", 40000) == "EXTVER 40000 is out of range (1 .. 32767)"
+    assert rules.int_problem("EXTVER", 2**40) is not None and rules.int_problem("EXTVER", 2) is None
+    assert rules.int_problem("NAXIS1", True) == "NAXIS1 True is not an integer"
+
+
+def test_paths_the_catalog_and_the_poller_can_hold():
+    assert rules.path_problem("/data/ib4606c5q_flc.fits") is None
+    assert "UTF-8" in rules.path_problem("/data/bad\udcff_flc.fits")
+    assert rules.display_path("/data/bad\udcff_flc.fits") == "/data/bad\\xff_flc.fits"
+    assert rules.display_path(b"/data/bad\xff_flc.fits") == "/data/bad\\xff_flc.fits"
+    assert rules.display_path("/data/ok_flc.fits") == "/data/ok_flc.fits"
+    for bad in ("/a,b/x_flt.fits", "/a/x\n_flt.fits", "/a/x\u2028_flt.fits"):
+        assert "comma or a line break" in rules.path_problem(bad)
+    assert rules.path_problem("/" + "x" * 4095).startswith("path too long (4096 bytes")
+    assert rules.catalog_filename("/d/renamed.fits", "ib4606c5q", "flc") == "ib4606c5q_flc.fits"
+    assert rules.catalog_filename("/d/x_flt.fits", "ib4606c5q", "flc") == "ib4606c5q_flc.fits"  # type from FILENAME
+    assert rules.catalog_filename("/d/hst_1_0r_acs_wfc_f775w_jbl70rtv_flc.fits", "jbl70rtvq", "flc") == \
+        "hst_1_0r_acs_wfc_f775w_jbl70rtv_flc.fits"

@@ -34,13 +34,20 @@ def plan(ctx: click.Context, out_dir: Path, skycells: tuple[str, ...], dry_run: 
 
     Each poller lists every member of the sky cell's affected layers (NEW and OLD), in the
     archive's 10-column format. Planning again extends the queued job instead of adding one.
+    A sky cell whose catalog rows a poller cannot hold is reported (`mvm: SKYCELL: ...` on
+    stderr, "error" in --json) and skipped; the others are planned; exit status 2 then.
     """
     pollers = run_plan(engine(ctx), out_dir, skycells=list(skycells) or None, dry_run=dry_run)
+    failed = [p for p in pollers if p.error is not None]
+    for p in failed:
+        click.echo(f"mvm: {p.skycell}: {p.error}", err=True)
     if as_json:
         for poller in pollers:
             echo_json(poller.to_json())
-        return
-    _summary(pollers, dry_run)
+    else:
+        _summary(pollers, dry_run)
+    if failed:
+        ctx.exit(2)
 
 
 def _summary(pollers: list[PollerFile], dry_run: bool) -> None:
@@ -55,11 +62,14 @@ def _summary(pollers: list[PollerFile], dry_run: bool) -> None:
     console.print(table)
     if len(pollers) > MAX_TABLE_ROWS:
         console.print(f"... and {len(pollers) - MAX_TABLE_ROWS} more sky cells (--json lists all)", highlight=False)
-    new = sum(p.new for p in pollers)
-    old = sum(p.old for p in pollers)
+    planned = [p for p in pollers if p.error is None]
+    new = sum(p.new for p in planned)
+    old = sum(p.old for p in planned)
     verb = "would write" if dry_run else "wrote"
-    line = f"{verb} {len(pollers)} poller file(s) to {pollers[0].path.parent}: {new} NEW and {old} OLD rows"
+    line = f"{verb} {len(planned)} poller file(s) to {pollers[0].path.parent}: {new} NEW and {old} OLD rows"
     if not dry_run:
-        actions = Counter(p.job_action for p in pollers)
+        actions = Counter(p.job_action for p in planned)
         line += "; jobs " + ", ".join(f"{n} {action}" for action, n in sorted(actions.items()))
+    if len(planned) < len(pollers):
+        line += f"; {len(pollers) - len(planned)} sky cell(s) not planned (errors above)"
     console.print(line, soft_wrap=True, markup=False, highlight=False)

@@ -59,11 +59,12 @@ _EXP_UPDATE = ", ".join(f"{c} = EXCLUDED.{c}" for c in _EXP_COLS.split(", ") if 
 
 SQL_RECORD_ERROR = """
 INSERT INTO ingest_error (path, reason) VALUES (%s, %s)
-ON CONFLICT (path) DO UPDATE
+ON CONFLICT (path_md5) DO UPDATE
 SET reason = EXCLUDED.reason, at = now(), attempts = ingest_error.attempts + 1
 """
-"""One row per failing path: a repeated failure updates it (reason, last time, attempts)."""
-SQL_CLEAR_ERRORS = "DELETE FROM ingest_error WHERE path = ANY(%s)"
+"""One row per failing path: a repeated failure updates it (reason, last time, attempts). The key is
+``md5(path)`` (a b-tree cannot hold paths over ~2.7 kB)."""
+SQL_CLEAR_ERRORS = "DELETE FROM ingest_error WHERE path_md5 IN (SELECT md5(p) FROM unnest(CAST(%s AS text[])) AS p)"
 
 SQL_UPSERT_EXPOSURES = f"""
 INSERT INTO exposure ({_EXP_COLS})

@@ -138,7 +138,7 @@ class Exposure(Base):
         sa.CheckConstraint(f"filetype IN {FILETYPES}", name="filetype"),
         sa.Index(None, "instrument", "detector", "filter"),
         sa.Index(None, "proposid"),
-        sa.Index(None, "path"),
+        sa.Index(None, "path", postgresql_using="hash"),  # a b-tree refuses paths over ~2.7 kB
     )
 
 
@@ -280,7 +280,11 @@ class IngestError(Base):
     __tablename__ = "ingest_error"
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    path: Mapped[str] = mapped_column(sa.Text, unique=True)
+    path: Mapped[str] = mapped_column(sa.Text)
+    path_md5: Mapped[str] = mapped_column(
+        sa.Text, sa.Computed("md5(path)", persisted=True), unique=True,
+        comment="md5 of path: the unique key (paths of any length)",
+    )
     reason: Mapped[str] = mapped_column(sa.Text, comment="why the last attempt failed")
     at: Mapped[dt.datetime] = mapped_column(server_default=_now(), comment="last failed attempt")
     first_at: Mapped[dt.datetime] = mapped_column(server_default=_now(), comment="first failed attempt")

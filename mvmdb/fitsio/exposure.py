@@ -38,6 +38,7 @@ import hashlib
 import math
 import os
 import re
+import stat
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from mvmdb.fitsio.chips import ChipFootprint, FootprintError, chip_outline_pixel
 __all__ = [
     "HeaderError",
     "looks_like_fits",
+    "file_kind",
     "FootprintError",
     "ExposureFile",
     "ExposureHeader",
@@ -310,15 +312,27 @@ def read_exposure_file(path: str | os.PathLike) -> ExposureFile:
     """
     where = os.fspath(path)
     try:
-        f = open(where, "rb")
+        mode = os.stat(where).st_mode
+    except OSError:
+        mode = None  # open() below says why
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            raise HeaderError("is a directory, not a FITS file")
+        raise HeaderError(f"not a regular file ({file_kind(mode)}), not opened")
+    try:
+        # O_NONBLOCK: a FIFO put in the file's place after the check below cannot block the open
+        fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except FileNotFoundError:
         raise HeaderError("no such file") from None
     except IsADirectoryError:
         raise HeaderError("is a directory, not a FITS file") from None
     except OSError as exc:
         raise HeaderError(f"cannot open ({exc.strerror or exc})") from None
+    f = os.fdopen(fd, "rb")
     with f:
         st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise HeaderError(f"not a regular file ({file_kind(st.st_mode)}), not read")
         first = f.read(CARD)
         if len(first) == 0:
             raise HeaderError("empty file, not FITS")
@@ -362,6 +376,15 @@ def read_exposure_file(path: str | os.PathLike) -> ExposureFile:
 
 
 # --------------------------------------------------------------------------- names
+
+
+def file_kind(mode: int) -> str:
+    """What a ``st_mode`` is, in words: ``'a FIFO'``, ``'a socket'``, ``'a device'``, ``'a directory'`` ..."""
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISDIR, "a directory"), (stat.S_ISREG, "a regular file")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def looks_like_fits(path: str | os.PathLike) -> bool:
@@ -446,16 +469,6 @@ def _opt_str(value: Any) -> str | None:
     return text or None
 
 
-def _opt_int(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value if -2**31 < value < 2**31 else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return _opt_int(int(value.strip()))
-    return None
-
-
 def _parse_date(value: Any) -> dt.date | None:
     text = _opt_str(value)
     if not text:
@@ -504,8 +517,8 @@ def parse_exposure_header(primary: Mapping[str, Any]) -> ExposureHeader:
             raise HeaderError(f"{k} {primary.get(k)!r} is not a filter name")
     raw_filter = rules.raw_filter_string(primary)
     filt = rules.normalize_filter(raw_filter)
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-/]{0,39}", filt):
-        raise HeaderError(f"filter {raw_filter!r} is not a filter name")
+    if rules.filter_problem(filt) is not None:
+        raise HeaderError(f"filter {raw_filter!r} is not a filter name (letters, digits and '-' only)")
     exptime = primary.get("EXPTIME")
     if isinstance(exptime, bool) or not isinstance(exptime, (int, float)) or not math.isfinite(float(exptime)):
         raise HeaderError(f"EXPTIME {exptime!r} is not a finite number of seconds")
@@ -522,7 +535,7 @@ def parse_exposure_header(primary: Mapping[str, Any]) -> ExposureHeader:
         expstart=rules.finite_float(primary.get("EXPSTART"), strings=False),
         expend=rules.finite_float(primary.get("EXPEND"), strings=False),
         date_obs=_parse_date(primary.get("DATE-OBS")),
-        proposid=_opt_int(primary.get("PROPOSID")),
+        proposid=rules.proposal_id(primary.get("PROPOSID")),
         linenum=_opt_str(primary.get("LINENUM")),
         primesi=_opt_str(primary.get("PRIMESI")),
         targname=_opt_str(primary.get("TARGNAME")),

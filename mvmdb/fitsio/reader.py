@@ -13,9 +13,12 @@ Units: angles in degrees; HEALPix order-29 NESTED ranges ``[lo, hi)``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import signal
+import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,7 +39,7 @@ from mvmdb.fitsio.exposure import (
 )
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["ChipRow", "ReadResult", "MAX_CHIP_RADIUS_DEG", "read_files"]
+__all__ = ["ChipRow", "ReadResult", "MAX_CHIP_RADIUS_DEG", "READ_TIME_LIMIT", "read_files"]
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +80,37 @@ class ReadResult:
         return (self.header.ipppssoot, self.filetype) if self.error is None and self.header is not None else None
 
 
+READ_TIME_LIMIT = 60.0
+"""Seconds one file may take to read (headers of a real FLT/FLC: milliseconds); then it is an error."""
+
+
+class _TimeLimit(BaseException):
+    """Raised by the SIGALRM handler inside a read that ran past its time limit (a BaseException:
+    no ``except Exception`` on the way may swallow it)."""
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """Interrupt the block with :class:`_TimeLimit` after ``seconds`` (main thread only: signals).
+
+    A blocking system call (a stalled network file system) is interrupted too; elsewhere the
+    block runs unguarded (the ingest pool's parent has its own guard)."""
+    if not seconds or seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TimeLimit()
+
+    old = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
 MAX_CHIP_RADIUS_DEG = 1.0
 """A chip outline reaching farther than this from its centre means a broken WCS (HST chips: < 0.1 deg)."""
 
@@ -94,9 +128,20 @@ def _center(ra: np.ndarray, dec: np.ndarray) -> tuple[float, float, float]:
     return float(np.degrees(np.arctan2(y, x)) % 360.0), float(np.degrees(np.arctan2(z, math.hypot(x, y)))), radius
 
 
-def _read_one(path: str, healpix: bool = True) -> tuple[ReadResult, list]:
+def _read_one(path: str, time_limit: float | None = None, healpix: bool = True) -> tuple[ReadResult, list]:
     """Read one file up to its footprints; sky cells are added by :func:`read_files`."""
     res = ReadResult(path=path)
+    try:
+        with _time_limit(time_limit):
+            return _read_one_unguarded(path, res, healpix)
+    except _TimeLimit:
+        res.error = f"reading took longer than {time_limit:g} s; given up (a stalled file system?)"
+    res.header = None
+    res.chips = []
+    return res, []
+
+
+def _read_one_unguarded(path: str, res: ReadResult, healpix: bool) -> tuple[ReadResult, list]:
     try:
         exp = read_exposure_file(path)
         res.size, res.mtime_ns = exp.size, exp.mtime_ns
@@ -115,6 +160,9 @@ def _read_one(path: str, healpix: bool = True) -> tuple[ReadResult, list]:
         footprints = chip_footprints(exp)
         chips = []
         for fp in footprints:
+            for keyword, value in (("EXTVER", fp.extver), ("NAXIS1", fp.naxis1), ("NAXIS2", fp.naxis2)):
+                if (problem := rules.int_problem(keyword, value)) is not None:
+                    raise HeaderError(f"[SCI,{fp.extver}]: {problem}")
             cra, cdec, radius = _center(fp.ra, fp.dec)
             if not radius <= MAX_CHIP_RADIUS_DEG:
                 raise HeaderError(f"[SCI,{fp.extver}]: implausible WCS (the chip outline reaches {radius:.3g} deg "
@@ -133,7 +181,7 @@ def _read_one(path: str, healpix: bool = True) -> tuple[ReadResult, list]:
             raise HeaderError("two SCI extensions with the same EXTVER")
         res.header = header
         res.filetype = filetype
-        res.content_reason = rules.content_exclusion(header.keywords)
+        res.content_reason = rules.catalog_exclusion(header.keywords)
         res.wcs_hash = wcs_hash(exp.sci)
         res.wcsname = next((fp.wcsname for fp in footprints if fp.wcsname), None)
         res.chips = chips
@@ -162,29 +210,31 @@ def _sky_cells(polygons: list) -> list[list[tuple[int, str, int, int, int]]]:
     return out
 
 
-def read_files(paths: Sequence[str], *, healpix: bool = True) -> list[ReadResult]:
+def read_files(paths: Sequence[str], time_limit: float | None = None, *, healpix: bool = True) -> list[ReadResult]:
     """Read a chunk of files: headers, footprints, HEALPix ranges, sky cells (one vectorized call).
 
-    Never raises for a bad file: its :class:`ReadResult` carries ``error``. ``healpix=False``
-    leaves the chips' HEALPix ranges empty (drawing a poller directly needs none).
+    Never raises for a bad file: its :class:`ReadResult` carries ``error``; so does a file
+    whose reading takes longer than ``time_limit`` seconds (None: no limit; ingest gives
+    :data:`READ_TIME_LIMIT`). ``healpix=False`` leaves the chips' HEALPix ranges empty
+    (drawing a poller directly needs none).
     """
     from astropy import log as astropy_log
 
     level = astropy_log.level
     astropy_log.setLevel("ERROR")  # astropy.wcs logs INFO notes about inconsistent SIP headers
     try:
-        return _read_files(paths, healpix)
+        return _read_files(paths, time_limit, healpix)
     finally:
         astropy_log.setLevel(level)
 
 
-def _read_files(paths: Sequence[str], healpix: bool = True) -> list[ReadResult]:
+def _read_files(paths: Sequence[str], time_limit: float | None, healpix: bool = True) -> list[ReadResult]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with np.errstate(all="ignore"):
             results, polys = [], []
             for path in paths:
-                res, p = _read_one(path, healpix)
+                res, p = _read_one(path, time_limit, healpix)
                 results.append(res)
                 polys.append(p)
             flat = [poly for p in polys for poly in p]

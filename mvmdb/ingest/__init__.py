@@ -28,6 +28,18 @@ Inputs (:func:`expand_inputs`): files (ingested whatever their name), directorie
 ``#`` comments; relative paths are relative to the list file). Paths are stored absolute
 (``os.path.abspath``, symlinks kept).
 
+Hostile inputs never stop a run (issue 15). Errors, each with its reason: a path that is
+not UTF-8 (reported and recorded with ``\\xNN`` escapes, :func:`mvmdb.rules.display_path`),
+longer than the system opens, or holding a comma or a line break (a poller line could not
+carry it, :func:`mvmdb.rules.path_problem`); a directory that cannot be read; a list line
+longer than any path; FIFOs, sockets and devices (refused from ``stat``, never opened); a
+file whose reading exceeds the per-file time limit (``file_time_limit``); filter names with
+characters other than letters, digits and '-'; EXTVER/NAXIS out of their columns' range.
+Exclusions: everything the planner needs of a header is checked at ingest
+(:func:`mvmdb.rules.catalog_exclusion`: negative EXPTIME, PROPOSID missing or out of
+range). A file whose name is not ``*_flt.fits``/``*_flc.fits`` (its type from ``FILENAME``)
+is catalogued under its pipeline name (:func:`mvmdb.rules.catalog_filename`).
+
 Identity of an exposure: ``ipppssoot`` = lower-cased ``ROOTNAME``; ``filetype`` from the
 file name's ``_flt``/``_flc`` suffix, else from the ``FILENAME`` keyword; else the file is
 refused. Drizzled products (``_drz``/``_drc`` names, non-ipppssoot ROOTNAMEs) are refused.

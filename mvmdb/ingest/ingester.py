@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -22,7 +23,8 @@ from mvmdb import rules
 from mvmdb.db import exposures
 from mvmdb.db.exposures import Existing, IngestConnection, Writes
 from mvmdb.errors import one_line
-from mvmdb.fitsio.reader import ReadResult
+from mvmdb.fitsio.exposure import file_kind
+from mvmdb.fitsio.reader import READ_TIME_LIMIT, ReadResult
 from mvmdb.ingest.inputs import default_jobs, expand_inputs
 from mvmdb.ingest.pool import Progress, batches, read_stream, start_pool
 from mvmdb.ingest.results import FileResult, IngestSummary
@@ -160,7 +162,7 @@ class Ingester:
             return res
         # same content: the stored path moves only if the old file is gone
         if old.path == r.path or not os.path.exists(old.path):
-            w.touches.append((*key, r.path, os.path.basename(r.path), r.size, r.mtime_ns))
+            w.touches.append((*key, r.path, rules.catalog_filename(r.path, *key), r.size, r.mtime_ns))
         if reason != old.reason:
             w.reasons.append((*key, reason))
             self._recompute(w, key, False, layers)
@@ -188,7 +190,7 @@ class Ingester:
     def _add_exposure(w: Writes, r: ReadResult, reason: str | None, is_update: bool) -> None:
         h = r.header
         w.exposures.append((
-            h.ipppssoot, r.filetype, os.path.basename(r.path), r.path, r.size, r.mtime_ns, h.instrument,
+            h.ipppssoot, r.filetype, rules.catalog_filename(r.path, h.ipppssoot, r.filetype), r.path, r.size, r.mtime_ns, h.instrument,
             h.detector, h.filter, h.exptime, h.expstart, h.expend, h.date_obs, h.proposid, h.program_id,
             h.obset_id, r.wcsname, h.header_hash, r.wcs_hash, reason, Jsonb(h.keywords), is_update,
         ))
@@ -234,14 +236,19 @@ class Ingester:
 
 
 def _stat_files(files: Sequence[str], early: list[tuple[str, str]]) -> dict[str, tuple[int, int]]:
-    """``(size, mtime_ns)`` per file; files that cannot be stat'ed go to ``early`` as errors."""
+    """``(size, mtime_ns)`` per regular file; the others (cannot be stat'ed, FIFOs, devices, sockets,
+    directories) go to ``early`` as errors and are never opened."""
     stats: dict[str, tuple[int, int]] = {}
     for p in files:
         try:
             st = os.stat(p)
-            stats[p] = (st.st_size, st.st_mtime_ns)
         except OSError as exc:
             early.append((p, f"cannot stat ({exc.strerror or exc})"))
+            continue
+        if stat.S_ISREG(st.st_mode):
+            stats[p] = (st.st_size, st.st_mtime_ns)
+        else:  # a FIFO would block the reader for ever, a device could have side effects
+            early.append((p, f"not a regular file ({file_kind(st.st_mode)}), not opened"))
     return stats
 
 
@@ -256,6 +263,7 @@ def ingest(
     batch_size: int = DEFAULT_BATCH,
     details: bool = True,
     on_result: Callable[[FileResult], None] | None = None,
+    file_time_limit: float = READ_TIME_LIMIT,
 ) -> IngestSummary:
     """Ingest files, directories and list files into the catalog of ``engine``.
 
@@ -264,7 +272,8 @@ def ingest(
     switches (:func:`mvmdb.ingest.switches_from_env`). ``progress``: a progress bar on stderr.
     ``details``: fill ``sky_cells``/``layers`` of unchanged files from the catalog.
     ``on_result`` is called with each :class:`FileResult` as soon as it is final (results
-    come in batch order, not strictly input order). Never raises for bad files; database
+    come in batch order, not strictly input order). ``file_time_limit``: seconds one file may
+    take to read before it is given up as an error. Never raises for bad files; database
     connection problems do raise.
     """
     t0 = time.monotonic()
@@ -300,7 +309,7 @@ def ingest(
             run.fast_batch(fast[i:i + batch_size])
 
         to_read = [p for p in files if p in stats and p not in fast_paths]
-        for batch in batches(read_stream(to_read, jobs, pool), batch_size):
+        for batch in batches(read_stream(to_read, jobs, pool, time_limit=file_time_limit), batch_size):
             run.read_batch(batch)
         done = True
     finally:

@@ -28,21 +28,36 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[t
     named ``*.fits`` (or one that starts like FITS) is an input; another readable text file
     is a list of paths, one per line (blank lines and ``#`` comments skipped; relative
     paths relative to the list's directory).
+
+    Nothing is skipped silently: a directory that cannot be read, a path the system cannot
+    open (too long), a name that is not UTF-8, a path a poller cannot list (comma, line
+    break: :func:`mvmdb.rules.path_problem`) and a list line longer than any path are
+    errors, reported with the path in printable form (:func:`mvmdb.rules.display_path`).
     """
     files: list[str] = []
     seen: set[str] = set()
     errors: list[tuple[str, str]] = []
 
     def add(p: str) -> None:
-        if p not in seen:
-            seen.add(p)
+        if p in seen:
+            return
+        seen.add(p)
+        if (problem := rules.path_problem(p)) is not None:
+            errors.append((rules.display_path(p), problem))
+        else:
             files.append(p)
+
+    def walk_error(exc: OSError) -> None:
+        where = exc.filename if isinstance(exc.filename, str) else str(exc.filename or "?")
+        errors.append((rules.display_path(where), f"cannot read directory ({exc.strerror or exc})"))
 
     def visit(raw: str, allow_list: bool) -> None:
         path = os.path.abspath(os.path.expanduser(raw))
-        if os.path.isdir(path):
+        if (problem := rules.path_problem(path)) is not None:
+            errors.append((rules.display_path(path), problem))
+        elif os.path.isdir(path):
             found = []
-            for root, dirs, names in os.walk(path):
+            for root, dirs, names in os.walk(path, onerror=walk_error):
                 dirs.sort()
                 found.extend(os.path.join(root, n) for n in names if n.endswith(SCAN_SUFFIXES))
             for p in sorted(found):
@@ -56,19 +71,25 @@ def expand_inputs(paths: Iterable[str | os.PathLike]) -> tuple[list[str], list[t
                 add(path)  # binary, not FITS: reading it reports why
                 return
             base = os.path.dirname(path)
-            for line in lines:
+            for number, line in lines:
+                if len(line) > rules.MAX_PATH_BYTES:
+                    errors.append((f"{rules.display_path(path)}:{number}",
+                                   f"line {number} of the list holds {len(line)} characters, longer than any path "
+                                   f"({rules.MAX_PATH_BYTES} bytes)"))
+                    continue
                 visit(line if os.path.isabs(line) else os.path.join(base, line), allow_list=False)
         elif os.path.lexists(path):
-            errors.append((path, "not a regular file or directory"))
+            errors.append((rules.display_path(path), "not a regular file or directory"))
         else:
-            errors.append((path, "no such file or directory"))
+            errors.append((rules.display_path(path), "no such file or directory"))
 
     for raw in paths:
         visit(os.fspath(raw), allow_list=True)
     return files, errors
 
 
-def _read_list(path: str) -> list[str] | None:
+def _read_list(path: str) -> list[tuple[int, str]] | None:
+    """``(line number, path)`` of a list file's entries; None when it is not UTF-8 text."""
     try:
         with open(path, "rb") as f:
             data = f.read()
@@ -81,10 +102,10 @@ def _read_list(path: str) -> list[str] | None:
     except UnicodeDecodeError:
         return None
     out = []
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if line and not line.startswith("#"):
-            out.append(line)
+            out.append((number, line))
     return out
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import multiprocessing as mp
 from collections.abc import Iterable, Iterator
 
 from mvmdb.fitsio.reader import ReadResult, read_files
 
-__all__ = ["MAX_CHUNK", "read_stream", "start_pool", "batches", "Progress"]
+__all__ = ["MAX_CHUNK", "POOL_GRACE", "read_stream", "start_pool", "batches", "Progress"]
 
 MAX_CHUNK = 32
 """Files per worker task (at most)."""
+
+POOL_GRACE = 60.0
+"""Seconds a pool worker may take beyond its files' time limits before it counts as stuck."""
 
 
 def _chunks(paths: list[str], jobs: int) -> list[list[str]]:
@@ -19,14 +23,33 @@ def _chunks(paths: list[str], jobs: int) -> list[list[str]]:
     return [paths[i:i + size] for i in range(0, len(paths), size)]
 
 
-def read_stream(paths: list[str], jobs: int, pool=None) -> Iterator[ReadResult]:
+def read_stream(paths: list[str], jobs: int, pool=None, time_limit: float | None = None) -> Iterator[ReadResult]:
+    """Read ``paths`` in chunks, in order: in the pool when there is one, else in this process.
+
+    ``time_limit``: seconds per file (each reader interrupts its own file, see
+    :func:`~mvmdb.fitsio.reader.read_files`). If a pool worker still does not answer within
+    its chunk's limit plus :data:`POOL_GRACE` seconds, the files of that chunk are errors, the
+    pool is terminated (its stuck child with it) and the remaining chunks are read here.
+    """
     chunks = _chunks(paths, jobs)
+    read = functools.partial(read_files, time_limit=time_limit)
     if pool is None or len(chunks) <= 1:
         for chunk in chunks:
-            yield from read_files(chunk)
+            yield from read(chunk)
         return
-    for results in pool.imap(read_files, chunks):
-        yield from results
+    results = pool.imap(read, chunks)
+    for k, chunk in enumerate(chunks):
+        wait = None if not time_limit else len(chunk) * time_limit + POOL_GRACE
+        try:
+            got = results.next(timeout=wait)
+        except mp.TimeoutError:
+            pool.terminate()
+            for path in chunk:
+                yield ReadResult(path=path, error=f"reader did not answer within {wait:g} s; given up")
+            for rest in chunks[k + 1:]:
+                yield from read(rest)
+            return
+        yield from got
 
 
 def start_pool(jobs: int):

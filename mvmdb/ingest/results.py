@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -96,6 +97,14 @@ class IngestSummary:
         return out
 
 
+_CONTROL_RE = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters and line breaks escaped (``\\n``): one line whatever a path holds."""
+    return _CONTROL_RE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
 def print_error_line(result: FileResult, stream=None) -> None:
-    """``mvm: <path>: <reason>`` on stderr for a failed file."""
-    print(f"mvm: {result.path}: {result.reason}", file=stream or sys.stderr, flush=True)
+    """``mvm: <path>: <reason>`` on stderr for a failed file, on one line (control characters escaped)."""
+    print(f"mvm: {_printable(result.path)}: {_printable(result.reason or '')}", file=stream or sys.stderr, flush=True)

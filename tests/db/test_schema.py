@@ -88,3 +88,32 @@ def test_migration_0003_folds_repeated_ingest_errors_per_path(empty_db_url):
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM ingest_error")).scalar_one() == 2
     engine.dispose()
+
+
+def test_migration_0004_keys_paths_of_any_length(empty_db_url):
+    engine = make_engine(empty_db_url, poolclass=sa.pool.NullPool)
+    migrate.upgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO ingest_error (path, reason) VALUES ('/a_flt.fits', 'truncated')"))
+    migrate.upgrade(engine, "0004")
+    long_path = "/" + "x" * 100_000 + "_flt.fits"  # far past what a b-tree entry holds (~2.7 kB)
+    with engine.begin() as conn:
+        for _ in range(2):
+            conn.execute(sa.text(
+                "INSERT INTO ingest_error (path, reason) VALUES (:p, 'path too long') ON CONFLICT (path_md5) "
+                "DO UPDATE SET attempts = ingest_error.attempts + 1"), {"p": long_path})
+        conn.execute(sa.text(
+            "INSERT INTO exposure (ipppssoot, filetype, filename, path, instrument, detector, filter, exptime, "
+            "program_id, obset_id, header_hash, wcs_hash) VALUES ('ib3y01c6q', 'flt', 'ib3y01c6q_flt.fits', :p, "
+            "'WFC3', 'IR', 'f160w', 1.0, 'B3Y', '01', 'h', 'w')"), {"p": "/" + "d" * 3500 + "/ib3y01c6q_flt.fits"})
+        rows = conn.execute(sa.text("SELECT path, attempts, path_md5 = md5(path) FROM ingest_error ORDER BY id")).all()
+    assert [(len(r[0]), r[1], r[2]) for r in rows] == [(11, 1, True), (len(long_path), 2, True)]
+    assert _diff(engine) == []
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM exposure"))
+    migrate.downgrade(engine, "0003")  # the long error row goes (a b-tree cannot hold it), the other stays
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT path FROM ingest_error")).scalars().all() == ["/a_flt.fits"]
+    migrate.upgrade(engine)
+    assert _diff(engine) == []
+    engine.dispose()
