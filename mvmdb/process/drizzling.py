@@ -504,10 +504,9 @@ def drizzle_layer(
     ny, nx = int(out_shape[0]), int(out_shape[1])
     tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
     plans = [_plan_input(inp, out_wcs, tile_shape, pixmap_tol) for inp in inputs]
-    n_inputs = len(plans)
-    n_planes = max(1, (n_inputs + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
+    n_planes = max(1, (len(plans) + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
     max_halo = 0
-    t_plan = time.perf_counter() - t_start
+    seconds = {"plan": time.perf_counter() - t_start, "prepare": 0.0, "drizzle": 0.0}
 
     prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
     if prefilled:
@@ -520,86 +519,111 @@ def drizzle_layer(
         )
 
     scratch = _Scratch()
-    t_driz = 0.0
-    t_prep = 0.0
     n_tiles = 0
-    for x0, x1, y0, y1 in _tiles((ny, nx), tile_shape):
+    for bounds in _tiles((ny, nx), tile_shape):
         n_tiles += 1
-        touching = [
-            k for k, p in enumerate(plans)
-            if p.bbox[0] < x1 and p.bbox[1] > x0 and p.bbox[2] < y1 and p.bbox[3] > y0
-        ]
-        jobs = []
-        halo = 0
-        for k in touching:
-            p = plans[k]
-            box = p.mapper.input_box((x0, x1, y0, y1))
-            if box is None:
-                continue
-            hold = p.whole_chip_halo(box, (x0, x1, y0, y1))
-            if hold is not None and hold <= p.halo:  # nothing clipped: the whole chip, as it is
-                jobs.append((k, box))
-                halo = max(halo, hold)
-            else:
-                g = _guard_px(p, box)
-                jobs.append((k, (box[0] - g, box[1] + g, box[2] - g, box[3] + g)))
-                halo = max(halo, p.halo)
+        jobs, halo = _tile_jobs(plans, bounds)
         max_halo = max(max_halo, halo)
-        # the window extends past the output's own edges too, so inputs crossing them
-        # are drizzled as completely as anywhere else
-        wx0, wx1 = x0 - halo, x1 + halo
-        wy0, wy1 = y0 - halo, y1 + halo
-        inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
         if not jobs and prefilled:
             continue
         if not jobs:
-            tile = LayerTile(
-                y0, x0,
-                sci=np.full((y1 - y0, x1 - x0), np.nan, dtype=np.float32),
-                wht=np.zeros((y1 - y0, x1 - x0), dtype=np.float32),
-                nexp=np.zeros((y1 - y0, x1 - x0), dtype=np.int16),
-                ctx=np.zeros((n_planes, y1 - y0, x1 - x0), dtype=np.int32) if context else None,
-            )
+            tile = _empty_tile(bounds, n_planes, context)
         else:
-            driz = Drizzle(kernel=kernel, fillval=None, out_shape=(wy1 - wy0, wx1 - wx0),
-                           max_ctx_id=len(jobs) - 1)
-            for k, box in jobs:
-                p = plans[k]
-                t0 = time.perf_counter()
-                pm = _box_pixmap(p, box, (wx0, wy0), scratch)
-                data, wmap = _read_box(p, box, bits, scratch)
-                t1 = time.perf_counter()
-                nmiss, nskip = driz.add_image(
-                    data, exptime=float(p.inp.exptime), pixmap=pm, weight_map=wmap,
-                    iscale=p.ratio**2, pixel_scale_ratio=p.ratio, pixfrac=pixfrac, in_units=p.kind,
-                )
-                t_driz += time.perf_counter() - t1
-                t_prep += t1 - t0
-                p.report.tiles += 1
-                p.report.nmiss += int(nmiss)
-                p.report.nskip += int(nskip)
-            # pixels without weight kept drizzle's initial NaN (it never writes zero-weight data)
-            sci = driz.out_img[inner]
-            wht = driz.out_wht[inner]
-            local_ctx = driz.out_ctx[(slice(None),) + inner]
-            tile = LayerTile(
-                y0, x0, sci=sci, wht=wht, nexp=_popcount_planes(local_ctx),
-                ctx=_remap_context(local_ctx, [k for k, _ in jobs], n_planes) if context else None,
-            )
+            tile = _drizzle_tile(plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac,
+                                 n_planes=n_planes, context=context, scratch=scratch, seconds=seconds)
         if sink is not None:
             sink(tile)
         if out is not None:
-            sl = tile.slices
-            out.sci[sl] = tile.sci
-            out.wht[sl] = tile.wht
-            out.nexp[sl] = tile.nexp
-            if context and out.ctx is not None:
-                out.ctx[(slice(None),) + sl] = tile.ctx
+            _store_tile(out, tile, context)
 
     total = float(sum(p.inp.exptime for p in plans))
-    seconds = {"plan": t_plan, "prepare": t_prep, "drizzle": t_driz, "total": time.perf_counter() - t_start}
+    seconds["total"] = time.perf_counter() - t_start
     reports = [p.report for p in plans]
     if out is not None:
         return LayerArrays(out.sci, out.wht, out.nexp, out.ctx if context else None, total, reports,
                            n_tiles, max_halo, seconds)
     return LayerArrays(None, None, None, None, total, reports, n_tiles, max_halo, seconds)
+
+
+def _tile_jobs(plans: Sequence[_InputMap], bounds: tuple[int, int, int, int]) -> tuple[list, int]:
+    """The inputs of one output tile ``(x0, x1, y0, y1)`` (0-based, end exclusive): ``[(k, input box)]``
+    and the halo (output px) the tile's drizzle window needs around it.
+
+    A chip whose four mapped corners fall inside the window is drizzled whole, as it is
+    (drizzle clips nothing); a chip cut by the window gets the guard band and the full halo.
+    """
+    x0, x1, y0, y1 = bounds
+    jobs = []
+    halo = 0
+    for k, p in enumerate(plans):
+        if not (p.bbox[0] < x1 and p.bbox[1] > x0 and p.bbox[2] < y1 and p.bbox[3] > y0):
+            continue
+        box = p.mapper.input_box(bounds)
+        if box is None:
+            continue
+        hold = p.whole_chip_halo(box, bounds)
+        if hold is not None and hold <= p.halo:  # nothing clipped: the whole chip, as it is
+            jobs.append((k, box))
+            halo = max(halo, hold)
+        else:
+            g = _guard_px(p, box)
+            jobs.append((k, (box[0] - g, box[1] + g, box[2] - g, box[3] + g)))
+            halo = max(halo, p.halo)
+    return jobs, halo
+
+
+def _empty_tile(bounds: tuple[int, int, int, int], n_planes: int, context: bool) -> LayerTile:
+    """A tile no input reaches: SCI NaN, WHT/NEXP/CTX zero."""
+    x0, x1, y0, y1 = bounds
+    return LayerTile(
+        y0, x0,
+        sci=np.full((y1 - y0, x1 - x0), np.nan, dtype=np.float32),
+        wht=np.zeros((y1 - y0, x1 - x0), dtype=np.float32),
+        nexp=np.zeros((y1 - y0, x1 - x0), dtype=np.int16),
+        ctx=np.zeros((n_planes, y1 - y0, x1 - x0), dtype=np.int32) if context else None,
+    )
+
+
+def _drizzle_tile(plans: Sequence[_InputMap], jobs: list, bounds: tuple[int, int, int, int], halo: int, *,
+                  bits: int, kernel: str, pixfrac: float, n_planes: int, context: bool, scratch: _Scratch,
+                  seconds: dict[str, float]) -> LayerTile:
+    """Drizzle ``jobs`` (from :func:`_tile_jobs`) into a window of the tile grown by ``halo`` and
+    return the tile's own pixels. Adds the time spent to ``seconds['prepare'/'drizzle']``."""
+    x0, x1, y0, y1 = bounds
+    # the window extends past the output's own edges too, so inputs crossing them
+    # are drizzled as completely as anywhere else
+    wx0, wx1 = x0 - halo, x1 + halo
+    wy0, wy1 = y0 - halo, y1 + halo
+    inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
+    driz = Drizzle(kernel=kernel, fillval=None, out_shape=(wy1 - wy0, wx1 - wx0), max_ctx_id=len(jobs) - 1)
+    for k, box in jobs:
+        p = plans[k]
+        t0 = time.perf_counter()
+        pm = _box_pixmap(p, box, (wx0, wy0), scratch)
+        data, wmap = _read_box(p, box, bits, scratch)
+        t1 = time.perf_counter()
+        nmiss, nskip = driz.add_image(
+            data, exptime=float(p.inp.exptime), pixmap=pm, weight_map=wmap,
+            iscale=p.ratio**2, pixel_scale_ratio=p.ratio, pixfrac=pixfrac, in_units=p.kind,
+        )
+        seconds["drizzle"] += time.perf_counter() - t1
+        seconds["prepare"] += t1 - t0
+        p.report.tiles += 1
+        p.report.nmiss += int(nmiss)
+        p.report.nskip += int(nskip)
+    # pixels without weight kept drizzle's initial NaN (it never writes zero-weight data)
+    local_ctx = driz.out_ctx[(slice(None),) + inner]
+    return LayerTile(
+        y0, x0, sci=driz.out_img[inner], wht=driz.out_wht[inner], nexp=_popcount_planes(local_ctx),
+        ctx=_remap_context(local_ctx, [k for k, _ in jobs], n_planes) if context else None,
+    )
+
+
+def _store_tile(out: LayerArrays, tile: LayerTile, context: bool) -> None:
+    """Copy a finished tile into the layer's output arrays."""
+    sl = tile.slices
+    out.sci[sl] = tile.sci
+    out.wht[sl] = tile.wht
+    out.nexp[sl] = tile.nexp
+    if context and out.ctx is not None:
+        out.ctx[(slice(None),) + sl] = tile.ctx
