@@ -6,6 +6,8 @@
 * ``exclusion_event``: every exclude/include, never updated or deleted (the audit trail).
 * ``qa_check``: one row per exposure and check (``trail``, ``alignment``), with the file's
   size and mtime when checked (a changed file is checked again) and its WCS family.
+* ``qa_sources``: the alignment sources of each checked exposure (sky positions through its
+  header WCS), so that a layer's alignment is measured again without reading pixels.
 * ``qa_setting``: catalog-wide settings of ``mvm qa`` (``alignment_policy``,
   ``alignment_threshold_mas``).
 
@@ -68,6 +70,13 @@ def upgrade() -> None:
         COMMENT ON COLUMN qa_check.file_size IS 'bytes of the file checked';
         COMMENT ON COLUMN qa_check.file_mtime_ns IS 'mtime of the file checked, ns since 1970';
         CREATE INDEX ix_qa_check_checked_at ON qa_check (checked_at);
+        CREATE TABLE qa_sources (
+            ipppssoot VARCHAR(9) NOT NULL,
+            ra_deg DOUBLE PRECISION[] NOT NULL,
+            dec_deg DOUBLE PRECISION[] NOT NULL,
+            CONSTRAINT pk_qa_sources PRIMARY KEY (ipppssoot)
+        );
+        COMMENT ON COLUMN qa_sources.ra_deg IS 'source positions through the header WCS, degrees';
         CREATE TABLE qa_setting (
             name TEXT NOT NULL,
             value TEXT NOT NULL,
@@ -78,4 +87,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.execute("DROP TABLE qa_setting; DROP TABLE qa_check; DROP TABLE exclusion_event; DROP TABLE exposure_exclusion;")
+    op.execute("DROP TABLE qa_setting; DROP TABLE qa_sources; DROP TABLE qa_check; DROP TABLE exclusion_event; DROP TABLE exposure_exclusion;")

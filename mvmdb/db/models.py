@@ -361,6 +361,17 @@ class QaCheck(Base):
     __table_args__ = (sa.CheckConstraint(f"\"check\" IN {QA_CHECKS}", name="check"),)
 
 
+class QaSources(Base):
+    """Alignment sources of a checked exposure: positions through its header WCS (``mvm qa``)."""
+
+    __tablename__ = "qa_sources"
+
+    ipppssoot: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
+    ra_deg: Mapped[list[float]] = mapped_column(ARRAY(sa.Float(53)),
+                                                comment="source positions through the header WCS, degrees")
+    dec_deg: Mapped[list[float]] = mapped_column(ARRAY(sa.Float(53)))
+
+
 class QaSetting(Base):
     """Catalog-wide settings of ``mvm qa``: ``alignment_policy`` (report | exclude), ``alignment_threshold_mas``."""
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from mvmdb.db import migrate
 from mvmdb.db.engine import make_engine
 
-NEW_TABLES = {"exposure_exclusion", "exclusion_event", "qa_check", "qa_setting"}
+NEW_TABLES = {"exposure_exclusion", "exclusion_event", "qa_check", "qa_sources", "qa_setting"}
 
 
 def _tables(engine: sa.Engine) -> set[str]:
