@@ -31,7 +31,10 @@ from mvmdb.fitsio.pixels import PixelsError, read_exposure_pixels
 from mvmdb.qa import check_exposure, measure_alignment
 from mvmdb.sky.grid import normalize_skycell_names
 
-__all__ = ["QaReport", "run_qa", "check_file", "configure"]
+__all__ = ["QaReport", "run_qa", "check_file", "configure", "layer_quality"]
+
+QUALITY_KEYS = ("wcs_families", "flagged", "excluded")
+"""Keys :func:`layer_quality` adds to a layer's coverage row (``mvm coverage --skycell``)."""
 
 
 @dataclass
@@ -178,3 +181,24 @@ def _worse(a: dict, b: dict) -> bool:
     va = a["value"] if math.isfinite(a["value"]) else -1.0
     vb = b["value"] if b["value"] is not None and math.isfinite(b["value"]) else -1.0
     return (a["flagged"], va) > (b["flagged"], vb)
+
+
+def layer_quality(engine: sa.Engine, sky_cell: str) -> dict[str, dict]:
+    """Per layer name of a sky cell: ``wcs_families`` of its members (sorted,
+    :func:`mvmdb.rules.wcs_family` of WCSNAME), ``flagged`` (ipppssoots of members or excluded
+    exposures with a flagged check) and ``excluded`` (``ipppssoot:kind`` of excluded exposures
+    that would be members)."""
+    from mvmdb.db.coverage import layer_quality as rows_of
+
+    out: dict[str, dict] = {}
+    for r in rows_of(engine, sky_cell):
+        q = out.setdefault(r["layer_name"], {"wcs_families": set(), "flagged": [], "excluded": []})
+        if r["excluded_kind"] is None:
+            q["wcs_families"].add(rules.wcs_family(r["wcsname"]))
+        else:
+            q["excluded"].append(f"{r['ipppssoot']}:{r['excluded_kind']}")
+        if r["flagged"]:
+            q["flagged"].append(r["ipppssoot"])
+    for q in out.values():
+        q["wcs_families"] = sorted(q["wcs_families"])
+    return out

@@ -147,6 +147,14 @@ def test_cli_exclude_include_json(db_url, engine, archive):
     with engine.connect() as conn:
         (row,) = exclusions.active(conn)
     assert row.kind == "operator" and row.reason == "cosmic ray storm" and row.excluded_by
+    r = runner.invoke(cli, ["--db", db_url, "coverage", "--skycell", SKYCELLS[0], "--json"])
+    assert r.exit_code == 0, r.output
+    layers = {row["layer_name"]: row for row in json.loads(r.output)}
+    f606 = next(v for k, v in layers.items() if "f606w" in k)
+    assert f606["excluded"] == ["j9ab01a1q:operator"] and f606["n_exposures"] == 1 and f606["flagged"] == []
+    assert f606["wcs_families"] and all(v["excluded"] == [] for k, v in layers.items() if "f606w" not in k)
+    r = runner.invoke(cli, ["--db", db_url, "coverage", "exclusions", "--json"])
+    assert r.exit_code == 0 and {"kind": "operator", "n_exposures": 1} in json.loads(r.output)
     r = runner.invoke(cli, ["--db", db_url, "include", "j9ab01a1q"])
     assert r.exit_code == 0 and "included 1 exposure(s)" in r.output
     r = runner.invoke(cli, ["--db", db_url, "exclude", "j9ab01a1q"])

@@ -8,6 +8,8 @@
   size and mtime when checked (a changed file is checked again) and its WCS family.
 * ``qa_sources``: the alignment sources of each checked exposure (sky positions through its
   header WCS), so that a layer's alignment is measured again without reading pixels.
+* ``v_exclusion_kind``: excluded exposures counted by kind (the three above and the ingest
+  rules' categories, as :func:`mvmdb.rules.reason_category` names them).
 * ``qa_setting``: catalog-wide settings of ``mvm qa`` (``alignment_policy``,
   ``alignment_threshold_mas``).
 
@@ -84,7 +86,26 @@ def upgrade() -> None:
         );
         INSERT INTO qa_setting (name, value) VALUES ('alignment_policy', 'report'), ('alignment_threshold_mas', '20');
     """)
+    op.execute(VIEWS)
+
+
+VIEWS = """
+CREATE VIEW v_exclusion_kind AS
+SELECT kind, count(*) AS n_exposures
+FROM (
+    SELECT x.kind FROM exposure_exclusion AS x
+    UNION ALL
+    SELECT CASE WHEN starts_with(e.excluded_reason, 'superseded by ') THEN 'superseded'
+                ELSE split_part(e.excluded_reason, ' (', 1) END
+    FROM exposure AS e
+    WHERE e.excluded_reason IS NOT NULL
+) AS k (kind)
+GROUP BY kind;
+COMMENT ON VIEW v_exclusion_kind IS
+    'Excluded exposures by kind: operator, trailed, alignment (exposure_exclusion) and the ingest rules (exposure.excluded_reason, text before " (")';
+"""
 
 
 def downgrade() -> None:
+    op.execute("DROP VIEW v_exclusion_kind;")
     op.execute("DROP TABLE qa_setting; DROP TABLE qa_sources; DROP TABLE qa_check; DROP TABLE exclusion_event; DROP TABLE exposure_exclusion;")
