@@ -65,13 +65,16 @@ def normalize_ipppssoots(names: Sequence[str]) -> list[str]:
 
 
 def exclude(engine: sa.Engine, ipppssoots: Sequence[str], reason: str, *, by: str | None = None,
-            kind: str = "operator") -> ExclusionResult:
-    """Exclude exposures (``kind``: operator | trailed | alignment) and mark their layers for redraw."""
+            kind: str = "operator", replace: bool = True) -> ExclusionResult:
+    """Exclude exposures (``kind``: operator | trailed | alignment) and mark their layers for redraw.
+
+    ``replace``: an exclusion already in force takes this kind and reason (``mvm qa`` passes
+    False, so it never rewrites the operator's decision)."""
     ipps = normalize_ipppssoots(ipppssoots)
     if not str(reason).strip():
         raise MvmdbError("an exclusion needs a --reason")
     with engine.begin() as conn:
-        changed = exclusions.add(conn, ipps, kind, str(reason).strip(), by or default_user())
+        changed = exclusions.add(conn, ipps, kind, str(reason).strip(), by or default_user(), replace=replace)
         affected = exclusions.affected_layers(conn, changed)
         exps = exclusions.usable_exposures(conn, changed)
         exclusions.rewrite_members(conn, [(e.ipppssoot, e.filetype, True) for e in exps], [])

@@ -137,7 +137,7 @@ def run_qa(engine: sa.Engine, skycells: Sequence[str] | None = None, *, report_o
 
 
 def _exclude(engine: sa.Engine, report: QaReport, ipps: list[str], reason: str, by: str | None, kind: str) -> None:
-    res = exclude(engine, ipps, reason, by=by or "mvm qa", kind=kind)
+    res = exclude(engine, ipps, reason, by=by or "mvm qa", kind=kind, replace=False)
     report.excluded.extend(res.changed)
     report.skycells.extend(res.skycells)
 

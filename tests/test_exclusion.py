@@ -159,5 +159,10 @@ def test_cli_exclude_include_json(db_url, engine, archive):
     assert r.exit_code == 0 and "included 1 exposure(s)" in r.output
     r = runner.invoke(cli, ["--db", db_url, "exclude", "j9ab01a1q"])
     assert r.exit_code != 0
+    # mvm qa never rewrites an exclusion in force (replace=False)
+    exclude(engine, ["j9ab01a1q"], "operator says so", by="op")
+    assert exclude(engine, ["j9ab01a1q"], "trailed: qa", kind="trailed", replace=False).changed == []
+    with engine.connect() as conn:
+        assert [(x.kind, x.reason) for x in exclusions.active(conn)] == [("operator", "operator says so")]
     r = runner.invoke(cli, ["--db", db_url, "exclude", "zzz", "--reason", "x"])
     assert r.exit_code == 1 and "mvm: error: not an ipppssoot" in r.output

@@ -47,7 +47,7 @@ INSERT INTO exposure_exclusion AS x (ipppssoot, kind, reason, excluded_by)
 SELECT i, :kind, :reason, :by FROM unnest(CAST(:ipps AS text[])) AS i
 ON CONFLICT (ipppssoot) DO UPDATE
 SET kind = EXCLUDED.kind, reason = EXCLUDED.reason, excluded_by = EXCLUDED.excluded_by, excluded_at = now()
-WHERE (x.kind, x.reason) IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.reason)
+WHERE CAST(:replace AS boolean) AND (x.kind, x.reason) IS DISTINCT FROM (EXCLUDED.kind, EXCLUDED.reason)
 RETURNING x.ipppssoot
 """
 _EVENT = """
@@ -56,10 +56,14 @@ SELECT i, :action, :kind, :reason, :by FROM unnest(CAST(:ipps AS text[])) AS i
 """
 
 
-def add(conn: sa.Connection, ipppssoots: Sequence[str], kind: str, reason: str, by: str) -> list[str]:
-    """Record exclusions (and their events); return the ipppssoots whose exclusion is new or changed."""
+def add(conn: sa.Connection, ipppssoots: Sequence[str], kind: str, reason: str, by: str, *,
+        replace: bool = True) -> list[str]:
+    """Record exclusions (and their events); return the ipppssoots whose exclusion is new or changed.
+
+    ``replace``: an exclusion already in force takes the new kind and reason (False: it is kept).
+    """
     changed = sorted(conn.execute(sa.text(_ADD), {"ipps": list(ipppssoots), "kind": kind, "reason": reason,
-                                                  "by": by}).scalars())
+                                                  "by": by, "replace": replace}).scalars())
     if changed:
         conn.execute(sa.text(_EVENT), {"ipps": changed, "action": "exclude", "kind": kind, "reason": reason, "by": by})
     return changed
