@@ -284,6 +284,7 @@ def main() -> int:
     args = ap.parse_args()
     if args.quick:
         args.clean = min(args.clean, 35)
+        args.mvmqa = min(args.mvmqa, 4)
     rng = np.random.default_rng(args.seed)
     if args.only_mvmqa:
         return _report_mvm_qa(args)
