@@ -97,3 +97,20 @@ def test_mvm_qa_report_only_excludes_nothing(engine, archive):
     assert report.excluded == [] and not any(x["excluded"] for x in report.rows)
     with engine.connect() as conn:
         assert exclusions.active(conn) == []
+
+
+def test_human_summary_lists_flagged_and_mixed_layers(capsys):
+    from mvmdb.cli.qa import _summary
+    from mvmdb.quality import QaReport
+
+    report = QaReport(rows=[
+        {"ipppssoot": TRAILED, "check": "trail", "flagged": True, "value": 0.8, "reason": "trailed: x",
+         "wcs_family": "a-priori", "excluded": True},
+        {"ipppssoot": "jtq100a1q", "check": "trail", "flagged": False, "value": None, "reason": "ok",
+         "wcs_family": "gaia-fit", "excluded": False},
+    ], layer_families={"hst_x": ["a-priori", "gaia-fit"], "hst_y": ["gaia-fit"]}, excluded=[TRAILED],
+        skycells=["skycell-p0001x01y01"])
+    _summary(report)
+    out = capsys.readouterr().out
+    assert TRAILED in out and "trailed: x" in out and "layer hst_x mixes WCS families: a-priori, gaia-fit" in out
+    assert "hst_y" not in out and "checked 2 exposure(s): 1 flagged, 1 excluded" in out
