@@ -157,4 +157,4 @@ FROM (
 ) AS k (kind)
 GROUP BY kind;
 COMMENT ON VIEW v_exclusion_kind IS
-    'Excluded exposures by kind: operator, trailed, alignment (exposure_exclusion) and the ingest rules (exposure.excluded_reason, text before " (")';
+    'Excluded exposures by kind: operator, trailed, alignment and the ingest rules'' categories';

@@ -102,10 +102,11 @@ FROM (
 ) AS k (kind)
 GROUP BY kind;
 COMMENT ON VIEW v_exclusion_kind IS
-    'Excluded exposures by kind: operator, trailed, alignment (exposure_exclusion) and the ingest rules (exposure.excluded_reason, text before " (")';
+    'Excluded exposures by kind: operator, trailed, alignment and the ingest rules'' categories';
 """
 
 
 def downgrade() -> None:
     op.execute("DROP VIEW v_exclusion_kind;")
-    op.execute("DROP TABLE qa_setting; DROP TABLE qa_sources; DROP TABLE qa_check; DROP TABLE exclusion_event; DROP TABLE exposure_exclusion;")
+    op.execute("DROP TABLE qa_setting; DROP TABLE qa_sources; DROP TABLE qa_check; DROP TABLE exclusion_event; "
+               "DROP TABLE exposure_exclusion;")

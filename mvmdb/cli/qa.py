@@ -1,4 +1,7 @@
-"""``mvm qa``: pixel quality checks (trailed exposures, misaligned visits) of catalogued exposures (:mod:`mvmdb.quality`)."""
+"""``mvm qa``: pixel quality checks (trailed exposures, misaligned visits) of catalogued exposures.
+
+The work is :func:`mvmdb.quality.run_qa`; this module parses options and prints.
+"""
 
 from __future__ import annotations
 
