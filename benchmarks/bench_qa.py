@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_qa.py                # counts + full-size timing
     .venv/bin/python benchmarks/bench_qa.py --quick        # fewer exposures
+    .venv/bin/python benchmarks/bench_qa.py --only-mvmqa   # only the mvm qa throughput (needs PostgreSQL)
 
 Seeds and fields are the benchmark's own (base seed ``--seed``, default 2026; the tests
 use seeds below 100 and other fields).  Exposures are rendered in memory
@@ -210,6 +211,64 @@ def throughput(args):
                 read=read_walls)
 
 
+def mvm_qa_throughput(args):
+    """``mvm qa`` end to end (:func:`mvmdb.quality.run_qa`): ``args.mvmqa`` full-size ACS/WFC exposures
+    (visits of 2 dithered exposures) written, ingested into a throw-away database on the test
+    server, then checked: read, trail + alignment sources, rows stored, per-layer alignment.
+    Returns wall and CPU seconds of the ``run_qa`` call and the exposures checked."""
+    import sqlalchemy as sa
+
+    from mvmdb.db.engine import make_engine
+    from mvmdb.ingest import ingest
+    from mvmdb.quality import run_qa
+    from mvmdb.testing import DatabaseFactory, admin_url
+
+    centre = (150.1, 2.2)
+    truth = make_truth(centre, 240.0, 900, 40, args.seed + 7777)
+    factory = DatabaseFactory(admin_url(), prefix="mvmdb_bench")
+    factory.create_template()
+    url = factory.create()
+    engine = make_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for k in range(args.mvmqa):
+                visit, dither = divmod(k, 2)
+                ra, dec = offset_position(centre[0], centre[1], 3.0 * visit + 0.5 * dither, -2.0 * visit)
+                spec = ExposureSpec("ACS", "WFC", "F814W", ra, dec, orientat=30.0 + 5 * visit, exptime=500.0,
+                                    downscale=1, seed=args.seed + 100 + k, ipppssoot=f"jqm{visit:03d}{dither:02d}q",
+                                    expstart=56000.0 + visit + 0.01 * dither)
+                add_flux_columns(truth, [(spec.model, spec.filter_info)])
+                write_exposure(spec, truth, Path(tmp))
+            ingest(engine, [tmp])
+            w0, c0 = time.perf_counter(), time.process_time()
+            report = run_qa(engine, report_only=True)
+            wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    finally:
+        engine.dispose()
+        factory.drop(url)
+        factory.close()
+    n = len({r["ipppssoot"] for r in report.rows if r["check"] == "trail"})
+    return dict(n=n, wall=wall, cpu=cpu, flagged=sum(r["flagged"] for r in report.rows))
+
+
+def _report_mvm_qa(args) -> int:
+    """Measure and print the ``mvm qa`` throughput row (nothing when ``--mvmqa 0``)."""
+    if args.mvmqa <= 0:
+        return 0
+    m = mvm_qa_throughput(args)
+    print(f"| mvm qa throughput, full-size ACS/WFC, catalog to stored rows (read + checks + store + "
+          f"alignment per layer) | {m['n']} exposures | {m['n'] / m['wall']:.2f} exposures/s wall "
+          f"({m['wall'] / m['n']:.2f} s each), CPU {m['cpu'] / m['n']:.2f} s each | |")
+    print(f"load after mvm qa: {machine()}")
+    try:
+        from _report import record
+
+        record("qa", "mvm qa s per full-size ACS/WFC exposure (end to end, wall)", m["wall"] / m["n"], "s")
+    except ImportError:
+        pass
+    return 0 if m["flagged"] == 0 else 1
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seed", type=int, default=2026)
@@ -219,11 +278,16 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5, help="throughput repetitions")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--skip-timing", action="store_true")
+    ap.add_argument("--mvmqa", type=int, default=8, help="full-size exposures for the mvm qa throughput (0: skip)")
+    ap.add_argument("--only-mvmqa", action="store_true", help="only the mvm qa throughput")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     if args.quick:
         args.clean = min(args.clean, 35)
+        args.mvmqa = min(args.mvmqa, 4)
     rng = np.random.default_rng(args.seed)
+    if args.only_mvmqa:
+        return _report_mvm_qa(args)
     print(f"bench_qa: seed {args.seed}, downscale {args.downscale} (WFC3/IR native), {machine()}", flush=True)
 
     t0 = time.perf_counter()
@@ -297,6 +361,7 @@ def main() -> int:
                    target="<= 0.5 s", met=min(tp["cpu"]) <= 0.5)
         except ImportError:
             pass
+        _report_mvm_qa(args)
     return 0 if (recall == len(pos) and not fp and mis_flagged == len(mis) and within == len(mis)
                  and ok_flagged == 0) else 1
 

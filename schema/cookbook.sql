@@ -94,3 +94,23 @@ SELECT ipppssoot, filetype, instrument, detector, filter, excluded_reason
 FROM exposure
 WHERE excluded_reason IS NOT NULL
 ORDER BY ipppssoot, filetype;
+
+-- name: exposures-flagged-this-week
+-- Exposures a pixel quality check of mvm qa flagged in the last 7 days, and how they are excluded now.
+SELECT q.ipppssoot, q."check", q.value, q.reason, q.checked_at, x.kind AS excluded_as
+FROM qa_check AS q
+LEFT JOIN exposure_exclusion AS x ON x.ipppssoot = q.ipppssoot
+WHERE q.flagged AND q.checked_at >= now() - interval '7 days'
+ORDER BY q.checked_at DESC, q.ipppssoot, q."check";
+
+-- name: layers-mixing-wcs-families
+-- Layers whose checked members have more than one WCS solution family (gaia-fit, a-priori, pipeline-default).
+SELECT l.name AS layer_name, array_agg(DISTINCT q.wcs_family ORDER BY q.wcs_family) AS wcs_families,
+       count(DISTINCT e.id) AS n_checked
+FROM layer AS l
+JOIN layer_member AS m ON m.layer_id = l.id
+JOIN exposure AS e ON e.id = m.exposure_id
+JOIN qa_check AS q ON q.ipppssoot = e.ipppssoot AND q."check" = 'trail'
+GROUP BY l.name
+HAVING count(DISTINCT q.wcs_family) > 1
+ORDER BY l.name;

@@ -142,3 +142,19 @@ LEFT JOIN coverage AS cv USING (instrument, detector, filter);
 
 COMMENT ON VIEW v_filter_area IS
     'Per instrument/detector/filter: usable and excluded exposures, exposure time (s), union sky area and summed chip area (deg2)';
+
+-- Excluded exposures by kind (migration 0004): operator, trailed, alignment (exposure_exclusion)
+-- and the ingest rules' categories (exposure.excluded_reason up to " ("; 'superseded').
+CREATE VIEW v_exclusion_kind AS
+SELECT kind, count(*) AS n_exposures
+FROM (
+    SELECT x.kind FROM exposure_exclusion AS x
+    UNION ALL
+    SELECT CASE WHEN starts_with(e.excluded_reason, 'superseded by ') THEN 'superseded'
+                ELSE split_part(e.excluded_reason, ' (', 1) END
+    FROM exposure AS e
+    WHERE e.excluded_reason IS NOT NULL
+) AS k (kind)
+GROUP BY kind;
+COMMENT ON VIEW v_exclusion_kind IS
+    'Excluded exposures by kind: operator, trailed, alignment and the ingest rules'' categories';

@@ -17,6 +17,7 @@ from mvmdb.cli.options import json_option, out_file_option
 from mvmdb.db import coverage as cov
 from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
 from mvmdb.errors import MvmdbError
+from mvmdb.quality import QUALITY_KEYS, layer_quality
 
 MAX_NSIDE = 1024
 
@@ -36,7 +37,8 @@ chip areas, n_excluded the exposures left out. Keys:
   {_keys(FILTER_AREA_KEYS)}
 With --skycell NAME: one row per layer of that sky cell (view v_layer_coverage);
 product_status is none, current or stale (stale: the layer has NEW members). Keys:
-  {_keys(LAYER_KEYS)}
+  {_keys(LAYER_KEYS)}, then wcs_families (of the members), flagged (exposures with a
+  flagged mvm qa check) and excluded (ipppssoot:kind of excluded exposures)
 With --ra/--dec: exposures whose chip footprint contains the position; with --radius
 too, exposures with a chip within RADIUS degrees. By start time. Keys:
   {_keys(EXPOSURE_KEYS)}
@@ -84,6 +86,7 @@ def coverage(
         if not cov.sky_cell_exists(eng, skycell):
             raise MvmdbError(f"no sky cell {skycell!r} in the catalog (sky cells appear when an exposure touches them)")
         rows, keys, title = cov.layer_coverage(eng, sky_cell=skycell, filter=filter_), LAYER_KEYS, skycell
+        rows, keys = _with_quality(eng, skycell, rows), keys + QUALITY_KEYS
     elif ra is not None and dec is not None:
         if radius is None:
             rows, title = cov.exposures_at(eng, ra, dec, filter=filter_), f"exposures at RA {ra} Dec {dec}"
@@ -97,6 +100,13 @@ def coverage(
         echo_json([{key: _json_value(row[key]) for key in keys} for row in rows])
     else:
         _print_table(title, keys, rows)
+
+
+def _with_quality(eng, skycell: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each layer row plus its WCS families, flagged and excluded exposures (:func:`mvmdb.quality.layer_quality`)."""
+    quality = layer_quality(eng, skycell)
+    empty = {"wcs_families": [], "flagged": [], "excluded": []}
+    return [{**row, **quality.get(row["layer_name"], empty)} for row in rows]
 
 
 def _json_value(value: Any) -> Any:
@@ -166,3 +176,15 @@ def moc(ctx: click.Context, filter_: str | None, max_depth: int, out: Path) -> N
     written = coverage_moc(engine(ctx), out, filter=filter_, max_depth=max_depth)
     fraction = written.sky_fraction
     click.echo(f"wrote {out}: {fraction * SKY_AREA_DEG2:.6g} deg² (sky fraction {fraction:.3g}), depth {max_depth}")
+
+
+@coverage.command("exclusions")
+@json_option("JSON array of objects instead of a table.")
+@click.pass_context
+def exclusions(ctx: click.Context, as_json: bool) -> None:
+    """Excluded exposures by kind: operator, trailed, alignment and the ingest rules (view v_exclusion_kind)."""
+    rows = cov.exclusion_kinds(engine(ctx))
+    if as_json:
+        echo_json(rows)
+    else:
+        _print_table("excluded exposures by kind", cov.EXCLUSION_KEYS, rows)

@@ -32,6 +32,9 @@ COMMANDS: dict[str, str] = {
     "coverage": "mvmdb.cli.coverage:coverage",
     "preview": "mvmdb.cli.preview:preview",
     "demo": "mvmdb.cli.demo:demo",
+    "exclude": "mvmdb.cli.exclusion:exclude",
+    "include": "mvmdb.cli.exclusion:include",
+    "qa": "mvmdb.cli.qa:qa",
 }
 
 

@@ -229,3 +229,47 @@ def exposure_ranges(
     ids = np.array([r.exposure_id for r in rows], dtype=np.int64)
     exptimes = np.array([r.exptime for r in rows], dtype=np.float64)
     return as_ranges([(r.lo, r.hi) for r in rows]), ids, exptimes
+
+
+# --------------------------------------------------------------------------- exclusions and quality (issue 16)
+
+EXCLUSION_KEYS = ("kind", "n_exposures")
+"""Keys of :func:`exclusion_kinds` rows (view ``v_exclusion_kind``)."""
+
+
+def exclusion_kinds(engine: sa.Engine) -> list[Row]:
+    """Excluded exposures by kind (``operator``, ``trailed``, ``alignment`` and the ingest rules' categories)."""
+    return _rows(engine, "SELECT kind, n_exposures FROM v_exclusion_kind ORDER BY kind", EXCLUSION_KEYS)
+
+
+_LAYER_QUALITY = """
+WITH lay AS (
+    SELECT l.id, l.name, l.sky_cell_id, l.instrument, l.detector, l.filter
+    FROM layer AS l JOIN sky_cell AS s ON s.id = l.sky_cell_id
+    WHERE s.name = :sky_cell
+), cand AS (
+    SELECT lay.id AS layer_id, e.ipppssoot, e.wcsname
+    FROM lay JOIN layer_member AS m ON m.layer_id = lay.id JOIN exposure AS e ON e.id = m.exposure_id
+    UNION
+    SELECT lay.id, e.ipppssoot, e.wcsname
+    FROM lay JOIN exposure_sky_cell AS c ON c.sky_cell_id = lay.sky_cell_id
+    JOIN exposure AS e ON e.id = c.exposure_id AND e.instrument = lay.instrument AND e.detector = lay.detector
+                      AND e.filter = lay.filter AND e.excluded_reason IS NULL
+    JOIN exposure_exclusion AS x ON x.ipppssoot = e.ipppssoot
+)
+SELECT lay.name AS layer_name, cand.ipppssoot, cand.wcsname, x.kind AS excluded_kind,
+       coalesce(bool_or(q.flagged), false) AS flagged
+FROM lay JOIN cand ON cand.layer_id = lay.id
+LEFT JOIN exposure_exclusion AS x ON x.ipppssoot = cand.ipppssoot
+LEFT JOIN qa_check AS q ON q.ipppssoot = cand.ipppssoot
+GROUP BY lay.name, cand.ipppssoot, cand.wcsname, x.kind
+ORDER BY lay.name, cand.ipppssoot
+"""
+
+
+def layer_quality(engine: sa.Engine, sky_cell: str) -> list[Row]:
+    """Per layer of a sky cell (by name), each member or excluded would-be member:
+    ``layer_name, ipppssoot, wcsname, excluded_kind`` (None when a member), ``flagged``
+    (any stored ``mvm qa`` check flagged)."""
+    return _rows(engine, _LAYER_QUALITY, ("layer_name", "ipppssoot", "wcsname", "excluded_kind", "flagged"),
+                 sky_cell=sky_cell)

@@ -73,6 +73,8 @@ S_DIRTY = StagingTable("s_ingest_dirty", (("layer_id", "int4"),))
 STAGING = (S_RECOMPUTE, S_MEMBER, S_DIRTY)
 
 _KEY = "e.ipppssoot = s.ipppssoot AND e.filetype = s.filetype"
+_NOT_EXCLUDED = "NOT EXISTS (SELECT 1 FROM exposure_exclusion x WHERE x.ipppssoot = e.ipppssoot)"
+"""Exposures excluded by the operator or ``mvm qa`` (``exposure_exclusion``) get no membership."""
 
 SQL_OLD_LAYERS_DIRTY = f"""
 INSERT INTO {S_DIRTY.name} (layer_id)
@@ -90,6 +92,7 @@ SQL_DELETE_GONE_MEMBERS = f"""
 WITH want AS (
     SELECT e.id AS exposure_id, l.id AS layer_id
     FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
+    WHERE {_NOT_EXCLUDED}
 ), gone AS (
     DELETE FROM layer_member m USING exposure e, {S_RECOMPUTE.name} s
     WHERE m.exposure_id = e.id AND {_KEY}
@@ -101,6 +104,7 @@ INSERT INTO {S_DIRTY.name} (layer_id) SELECT layer_id FROM gone
 SQL_INSERT_MEMBERS = f"""
 INSERT INTO layer_member (layer_id, exposure_id)
 SELECT l.id, e.id FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
+WHERE {_NOT_EXCLUDED}
 ORDER BY l.id, e.id
 ON CONFLICT DO NOTHING
 """
@@ -123,7 +127,7 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
     ``recompute``: ``(ipppssoot, filetype, redraw)`` per exposure; ``members``:
     ``(ipppssoot, filetype, sky_cell_id, instrument, detector, filter, scale, layer name)``
     of every layer each belongs to now. Missing layers are created; new memberships join as
-    NEW; memberships no longer wanted are removed and their layers marked for redraw, as
+    NEW (none for an exposure in ``exposure_exclusion``); memberships no longer wanted are removed and their layers marked for redraw, as
     are all layers (before and after) of exposures with ``redraw`` (re-aligned or changed):
     every member of a layer marked for redraw becomes NEW with a fresh generation.
     """

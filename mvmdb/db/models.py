@@ -306,4 +306,83 @@ class IngestRun(Base):
     __table_args__ = (sa.Index(None, "root", "status", "finished_at"),)
 
 
+EXCLUSION_KINDS = ("operator", "trailed", "alignment")
+QA_CHECKS = ("trail", "alignment")
+
+
+class ExposureExclusion(Base):
+    """An exposure excluded now by the operator or by ``mvm qa`` (migration 0004).
+
+    Keyed by ipppssoot, not exposure id, so it survives re-ingest of the file; ingest
+    writes no memberships for it (:func:`mvmdb.db.members.write_new`).
+    """
+
+    __tablename__ = "exposure_exclusion"
+
+    ipppssoot: Mapped[str] = mapped_column(sa.String(9), primary_key=True,
+                                           comment="lower case rootname (both FLT and FLC)")
+    kind: Mapped[str] = mapped_column(sa.String(10), comment="operator, trailed or alignment")
+    reason: Mapped[str] = mapped_column(sa.Text)
+    excluded_by: Mapped[str] = mapped_column(sa.Text, comment="OS user or --by")
+    excluded_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint(f"kind IN {EXCLUSION_KINDS}", name="kind"),)
+
+
+class ExclusionEvent(Base):
+    """Every exclude and include, never updated: the audit trail of :class:`ExposureExclusion`."""
+
+    __tablename__ = "exclusion_event"
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    ipppssoot: Mapped[str] = mapped_column(sa.String(9), index=True)
+    action: Mapped[str] = mapped_column(sa.String(7))
+    kind: Mapped[str | None] = mapped_column(sa.String(10))
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    by: Mapped[str] = mapped_column(sa.Text)
+    at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+    __table_args__ = (sa.CheckConstraint("action IN ('exclude', 'include')", name="action"),)
+
+
+class QaCheck(Base):
+    """One pixel quality check of an exposure (``mvm qa``); the latest result per check."""
+
+    __tablename__ = "qa_check"
+
+    ipppssoot: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
+    check: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
+    flagged: Mapped[bool] = mapped_column(sa.Boolean)
+    value: Mapped[float | None] = mapped_column(
+        sa.Float(53), comment="trail: score 0-1; alignment: offset in mas (NULL when unmeasured)")
+    reason: Mapped[str] = mapped_column(sa.Text)
+    wcs_family: Mapped[str | None] = mapped_column(sa.String(16), comment="rules.wcs_family of WCSNAME")
+    file_size: Mapped[int | None] = mapped_column(sa.BigInteger, comment="bytes of the file checked")
+    file_mtime_ns: Mapped[int | None] = mapped_column(sa.BigInteger,
+                                                      comment="mtime of the file checked, ns since 1970")
+    checked_at: Mapped[dt.datetime] = mapped_column(server_default=_now(), index=True)
+
+    __table_args__ = (sa.CheckConstraint(f"\"check\" IN {QA_CHECKS}", name="check"),)
+
+
+class QaSources(Base):
+    """Alignment sources of a checked exposure: positions through its header WCS (``mvm qa``)."""
+
+    __tablename__ = "qa_sources"
+
+    ipppssoot: Mapped[str] = mapped_column(sa.String(9), primary_key=True)
+    ra_deg: Mapped[list[float]] = mapped_column(ARRAY(sa.Float(53)),
+                                                comment="source positions through the header WCS, degrees")
+    dec_deg: Mapped[list[float]] = mapped_column(ARRAY(sa.Float(53)))
+
+
+class QaSetting(Base):
+    """Catalog-wide settings of ``mvm qa``: ``alignment_policy`` (report | exclude), ``alignment_threshold_mas``."""
+
+    __tablename__ = "qa_setting"
+
+    name: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+
+
 TABLES = [t.name for t in Base.metadata.sorted_tables]

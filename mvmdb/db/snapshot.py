@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCellRow
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["MemberInfo", "LayerInfo", "CellSnapshot", "load_snapshot", "unknown_paths", "member_counts"]
+__all__ = ["MemberInfo", "LayerInfo", "CellSnapshot", "load_snapshot", "excluded_counts", "unknown_paths", "member_counts"]
 
 
 @dataclass
@@ -31,6 +31,7 @@ class MemberInfo:
     exposure_id: int | None = None
     status: str = "NEW"
     generation: int | None = None
+    wcsname: str | None = None
 
 
 @dataclass
@@ -48,6 +49,9 @@ class LayerInfo:
     product_box: tuple[int, int, int, int] | None = None
     product_members: int = 0
     product_keywords: dict[str, Any] = field(default_factory=dict)
+    n_excluded: int = 0
+    """Exposures of the layer's sky cell, instrument, detector and filter excluded by the
+    operator or ``mvm qa`` (``exposure_exclusion``)."""
 
 
 @dataclass
@@ -68,7 +72,7 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
         sa.select(
             Layer.id, Layer.name, Layer.instrument, Layer.detector, Layer.filter, Layer.scale,
             LayerMember.exposure_id, LayerMember.status, LayerMember.generation,
-            Exposure.path, Exposure.filetype, Exposure.exptime,
+            Exposure.path, Exposure.filetype, Exposure.exptime, Exposure.wcsname,
         )
         .join(LayerMember, LayerMember.layer_id == Layer.id)
         .join(Exposure, Exposure.id == LayerMember.exposure_id)
@@ -77,6 +81,7 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
     ).all()
     polys = _chip_outlines(conn, sorted({r.exposure_id for r in rows}))
     products = _products(conn, sky_cell_id)
+    excluded = excluded_counts(conn, sky_cell_id)
     layers: dict[int, LayerInfo] = {}
     for r in rows:
         lay = layers.get(r.id)
@@ -87,15 +92,34 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
                 members=[], id=r.id, product_path=p.path if p else None,
                 product_box=(p.box_xmin, p.box_xmax, p.box_ymin, p.box_ymax) if p else None,
                 product_members=p.n_members if p else 0, product_keywords=dict(p.keywords) if p else {},
+                n_excluded=excluded.get(r.id, 0),
             )
         lay.members.append(
             MemberInfo(path=r.path, filetype=r.filetype, exptime=float(r.exptime), polygons=polys.get(r.exposure_id, []),
-                       exposure_id=r.exposure_id, status=r.status, generation=r.generation)
+                       exposure_id=r.exposure_id, status=r.status, generation=r.generation, wcsname=r.wcsname)
         )
     stored = None
     if cell.box_xmin is not None:
         stored = (cell.box_xmin, cell.box_xmax, cell.box_ymin, cell.box_ymax)
     return CellSnapshot(cell.id, cell.name, SkyCell.from_name(cell.name), stored, list(layers.values()))
+
+
+_EXCLUDED = """
+SELECT l.id, count(DISTINCT e.id) AS n
+FROM layer l
+JOIN exposure_sky_cell c ON c.sky_cell_id = l.sky_cell_id
+JOIN exposure e ON e.id = c.exposure_id AND e.instrument = l.instrument AND e.detector = l.detector
+                AND e.filter = l.filter AND e.excluded_reason IS NULL
+JOIN exposure_exclusion x ON x.ipppssoot = e.ipppssoot
+WHERE l.sky_cell_id = :id
+GROUP BY l.id
+"""
+
+
+def excluded_counts(conn: sa.Connection, sky_cell_id: int) -> dict[int, int]:
+    """Per layer id of the sky cell, how many exposures that would be members are excluded
+    (``exposure_exclusion``: operator, trailed, alignment); layers without any are absent."""
+    return {r.id: int(r.n) for r in conn.execute(sa.text(_EXCLUDED), {"id": sky_cell_id})}
 
 
 def _chip_outlines(conn: sa.Connection, exposure_ids: list[int]) -> dict[int, list]:

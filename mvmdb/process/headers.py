@@ -11,7 +11,7 @@ import numpy as np
 from mvmdb.db.snapshot import LayerInfo
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["MVM_KEYS", "primary_keywords", "fit_comment", "jsonable", "json_keywords"]
+__all__ = ["MVM_KEYS", "primary_keywords", "quality_keywords", "fit_comment", "jsonable", "json_keywords"]
 
 MVM_KEYS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP", "MEANWHT", "MEDWHT", "SCELLID")
 """The MVM primary keywords reported per layer (spec §5.5)."""
@@ -105,3 +105,21 @@ def json_keywords(primary: dict[str, Any]) -> dict[str, Any]:
         v = v[0] if isinstance(v, tuple) else v
         out[k] = jsonable(v)
     return out
+
+
+def quality_keywords(layer: LayerInfo) -> dict[str, Any]:
+    """Keywords of the pixel quality checks and exclusions (issue 16), ``{key: (value, comment)}``.
+
+    ``NEXCLUDE``: exposures of the layer's sky cell, instrument, detector and filter left out
+    by the operator or ``mvm qa``; ``WCSFAMS``: the WCS solution families of the members
+    (:func:`mvmdb.rules.wcs_family` of WCSNAME), sorted, comma-separated; ``WCSMIXED``:
+    whether it holds more than one.
+    """
+    from mvmdb.rules import wcs_family
+
+    families = sorted({wcs_family(m.wcsname) for m in layer.members})
+    return {
+        "NEXCLUDE": (int(layer.n_excluded), "inputs excluded (operator, trailed, alignment)"),
+        "WCSFAMS": (",".join(families), "WCS solution families of the inputs"),
+        "WCSMIXED": (len(families) > 1, "inputs mix WCS solution families"),
+    }

@@ -28,6 +28,7 @@ Units: pixel boxes 0-based inclusive; times in seconds.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -43,7 +44,7 @@ from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.snapshot import CellSnapshot, LayerInfo, load_snapshot
 from mvmdb.process import embed, queue
 from mvmdb.process.draw import DrawOptions, draw_layer, footprint_box
-from mvmdb.process.headers import json_keywords
+from mvmdb.process.headers import json_keywords, quality_keywords
 from mvmdb.process.queue import StagedProduct
 from mvmdb.process.reembed import reembed_product
 from mvmdb.sky.grid import SkyCell
@@ -114,8 +115,7 @@ def layers_to_draw(snap: CellSnapshot, generation: int) -> tuple[list[LayerInfo]
         has_new = any(m.status == "NEW" and (m.generation or 0) <= generation for m in covered)
         missing = lay.product_path is None or not os.path.exists(lay.product_path)
         if has_new or missing:
-            draw.append(LayerInfo(lay.name, lay.instrument, lay.detector, lay.filter, lay.scale, covered, lay.id,
-                                  lay.product_path, lay.product_box, lay.product_members, lay.product_keywords))
+            draw.append(dataclasses.replace(lay, members=covered))
     return draw, snap.layers
 
 
@@ -142,7 +142,8 @@ class _JobRun:
             try:
                 d = None if box is None else draw_layer(
                     lay, cell, box, self.target, staging=True, options=self.options,
-                    extra_keywords={"MVMGEN": (self.job.generation, "catalog generation drawn (job)")},
+                    extra_keywords={"MVMGEN": (self.job.generation, "catalog generation drawn (job)"),
+                                    **quality_keywords(lay)},
                 )
             except InputError as exc:
                 self.failures[lay.name] = str(exc)

@@ -12,6 +12,7 @@ from mocpy import MOC
 
 from mvmdb.cli.main import cli
 from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
+from mvmdb.quality import QUALITY_KEYS
 from mvmdb.sky.coverage_maps import SKY_AREA_DEG2
 
 
@@ -56,13 +57,14 @@ def test_filter_table_and_json(mvm):
 
 def test_skycell_layers(mvm):
     rows = _json(mvm("--skycell", "skycell-p1889x11y11", "--json"))
-    assert [tuple(r) for r in rows] == [LAYER_KEYS] * 2
-    assert rows[1] == {
+    assert [tuple(r) for r in rows] == [LAYER_KEYS + QUALITY_KEYS] * 2
+    assert {k: rows[1][k] for k in LAYER_KEYS} == {
         "layer_name": "hst_skycell-p1889x11y11_wfc3_uvis_f606w_all", "sky_cell_name": "skycell-p1889x11y11",
         "instrument": "WFC3", "detector": "UVIS", "filter": "f606w", "scale": "fine", "n_exposures": 3,
         "n_new": 1, "total_exptime_s": 600.0, "median_exptime_s": 200.0, "first_date": "2019-03-03",
         "last_date": "2021-06-01", "proposals": [15000, 16000], "product_status": "stale",
     }
+    assert rows[1]["flagged"] == [] and rows[1]["excluded"] == [] and len(rows[1]["wcs_families"]) >= 1
     assert rows[0]["product_status"] == "current"
     table = mvm("--skycell", "skycell-p1889x11y11", "--filter", "f814w").output
     assert "skycell-p1889x11y11: 1 row" in table and "current" in table and "f606w" not in table

@@ -154,7 +154,16 @@ def _expected(catalog) -> dict:
             }
         ]
 
+    def exposures_flagged_this_week(rows):
+        assert [(r["ipppssoot"], r["check"], r["excluded_as"]) for r in rows] == [("iaaa01a1q", "trail", "trailed")]
+
+    def layers_mixing_wcs_families(rows):
+        assert rows == [{"layer_name": "hst_skycell-p1889x11y11_wfc3_uvis_f606w_all",
+                         "wcs_families": ["a-priori", "gaia-fit"], "n_checked": 3}]
+
     return {
+        "exposures-flagged-this-week": exposures_flagged_this_week,
+        "layers-mixing-wcs-families": layers_mixing_wcs_families,
         "filter-area": filter_area,
         "layers-of-sky-cell": layers_of_sky_cell,
         "layers-needing-products": layers_needing_products,
@@ -178,9 +187,24 @@ def test_every_cookbook_query_answers_right(engine, catalog, source):
     checks = _expected(catalog)
     assert set(queries) == set(checks), "every cookbook query needs a check here"
     params = _params(catalog)
+    _seed_qa(engine)
     with engine.connect() as conn:
         for slug, (_, sql) in queries.items():
             statement = sa.text(sql)
             used = {name: params[name] for name in statement.compile().params}
             rows = [dict(r) for r in conn.execute(statement, used).mappings()]
             checks[slug](rows)
+
+
+def _seed_qa(engine) -> None:
+    """What mvm qa would store: the f606w layer's three members checked (one Gaia-fit, two
+    a-priori), one trailed and excluded this week, one flagged ten days ago."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("""
+            INSERT INTO qa_check (ipppssoot, "check", flagged, value, reason, wcs_family, checked_at)
+            SELECT e.ipppssoot, 'trail', e.ipppssoot IN ('iaaa01a1q', 'iaaa01a2q'), 0.9, 'trailed: test',
+                   CASE WHEN e.ipppssoot = 'iaaa01a3q' THEN 'gaia-fit' ELSE 'a-priori' END,
+                   CASE WHEN e.ipppssoot = 'iaaa01a2q' THEN now() - interval '10 days' ELSE now() END
+            FROM exposure e WHERE e.filter = 'f606w' AND e.excluded_reason IS NULL"""))
+        conn.execute(sa.text("INSERT INTO exposure_exclusion (ipppssoot, kind, reason, excluded_by) "
+                             "VALUES ('iaaa01a1q', 'trailed', 'trailed: test', 'mvm qa')"))
