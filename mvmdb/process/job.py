@@ -20,8 +20,9 @@ finishing transaction.
 
 Failures: a layer whose inputs are missing or unreadable fails with a reason naming the
 file; the other layers of the job are still published, the failed layer's memberships stay
-NEW and the job is closed ``failed`` with the reasons. Any other error fails the whole job
-(nothing published). A worker killed at any point leaves only its staging directory and
+NEW and the job is closed ``failed`` with the reasons. A local ``OSError`` (products
+directory unwritable, disk full) gives the job back to the queue, unchanged: it is this
+worker's problem, not the job's. Any other error fails the whole job (nothing published). A worker killed at any point leaves only its staging directory and
 the job ``running`` until reaped (its lease died with it); the next job of that sky cell
 undoes an unfinished publication and removes the directory (:func:`mvmdb.process.staging.recover`).
 Directories of live owners are never touched.
@@ -240,6 +241,13 @@ def _run_job(engine: sa.Engine, job: ClaimedJob, run: _JobRun, hb: queue.Heartbe
         return run.failed(f"job lost: {exc}")
     except BaseException as exc:  # noqa: BLE001 - every exit path must leave the queue consistent
         queue.discard(run.staged)
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            raise  # the database is gone: nothing can be recorded; the job is reaped once our lease is gone
+        if isinstance(exc, OSError):  # local (disk full, permissions): not the job's fault, give it back
+            reason = f"local error, job given back to the queue: {type(exc).__name__}: {exc}"
+            log.error("job %d (%s): %s", job.id, job.sky_cell_name, reason)
+            jobs.release(engine, job, f"released by {job.worker}: {reason}")
+            return run.failed(reason)
         if isinstance(exc, Exception):
             reason = f"{type(exc).__name__}: {exc}"
             log.exception("job %d (%s) failed", job.id, job.sky_cell_name)

@@ -119,7 +119,7 @@ class Heartbeat:
                     self.lost.set()
                     return
             except Exception as exc:  # noqa: BLE001 - keep beating through transient errors
-                log.warning("heartbeat of job %d failed: %s", self.job.id, exc)
+                log.warning("heartbeat of job %d failed: %s", self.job.id, " ".join(str(exc).split())[:300])
 
     def stop(self) -> None:
         """Stop beating (idempotent). Called before :func:`finish`, which locks the job row."""
