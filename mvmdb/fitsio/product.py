@@ -247,7 +247,7 @@ def _image_header(extname: str, dtype, shape, extra=()) -> fits.Header:
 def _hdu_bytes(hdu) -> bytes:
     """Serialized bytes of one extension HDU (via astropy, for small HDUs)."""
     buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf, checksum=True)
     raw = buf.getvalue()
     skip = len(fits.PrimaryHDU().header.tostring())
     if raw[skip:skip + 8] != b"XTENSION":
@@ -285,18 +285,83 @@ def _hdrtab_hdu(rows: list[Mapping]) -> fits.BinTableHDU:
     return hdu
 
 
+# --------------------------------------------------------------------------- FITS checksums
+_EXCLUDE = (0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F, 0x40, 0x5B, 0x5C, 0x5D, 0x5E, 0x5F, 0x60)
+
+
+def ones_sum(data, sum32: int = 0) -> int:
+    """32-bit ones' complement sum of big-endian words (FITS checksum convention); ``len(data) % 4 == 0``."""
+    words = np.frombuffer(data, dtype=">u4")
+    s = int(sum32) + int(words.sum(dtype=np.uint64))
+    while s >> 32:
+        s = (s & 0xFFFFFFFF) + (s >> 32)
+    return s
+
+
+def checksum_string(value: int) -> str:
+    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, section A.7.2)."""
+    asc = [0] * 16
+    for i in range(4):
+        byte = (value >> ((3 - i) * 8)) & 0xFF
+        q, r = byte // 4 + ord("0"), byte % 4
+        ch = [q + r, q, q, q]
+        again = True
+        while again:
+            again = False
+            for x in _EXCLUDE:
+                for j in (0, 2):
+                    if ch[j] == x or ch[j + 1] == x:
+                        ch[j] += 1
+                        ch[j + 1] -= 1
+                        again = True
+        for j in range(4):
+            asc[4 * j + i] = ch[j]
+    return bytes(asc[(i + 15) % 16] for i in range(16)).decode("ascii")
+
+
+def _with_checksum(header: fits.Header, datasum: int) -> bytes:
+    """``header`` as bytes with DATASUM = ``datasum`` and the CHECKSUM that makes the HDU sum to -0."""
+    header["DATASUM"] = (str(datasum), "data unit checksum")
+    header["CHECKSUM"] = ("0" * 16, "HDU checksum")
+    raw = header.tostring().encode("ascii")
+    header["CHECKSUM"] = (checksum_string(~ones_sum(raw, datasum) & 0xFFFFFFFF), "HDU checksum")
+    out = header.tostring().encode("ascii")
+    assert len(out) == len(raw)
+    return out
+
+
 # --------------------------------------------------------------------------- writing
 class _HashingWriter:
+    """Writes, counts bytes and, between :meth:`begin_data` and :meth:`end_data`, sums the data unit.
+
+    The SHA-256 of the file is computed at the end (:func:`_sha256_of`), after the image
+    headers were rewritten with their CHECKSUM/DATASUM.
+    """
+
     def __init__(self, f):
         self.f = f
-        self.sha = hashlib.sha256()
         self.size = 0
+        self._dsum: int | None = None
+        self._tail = b""
 
     def write(self, data) -> None:
         mv = memoryview(data).cast("B")
         self.f.write(mv)
-        self.sha.update(mv)
         self.size += mv.nbytes
+        if self._dsum is not None:
+            buf = self._tail + bytes(mv) if self._tail else mv
+            n = (len(buf) // 4) * 4
+            self._dsum = ones_sum(buf[:n], self._dsum)
+            self._tail = bytes(buf[n:])
+
+    def begin_data(self) -> None:
+        self._dsum, self._tail = 0, b""
+
+    def end_data(self) -> int:
+        """The data unit's sum (the padding to 2880 bytes is zeros: it adds nothing)."""
+        total = self._dsum if not self._tail else ones_sum(self._tail + b"\0" * (4 - len(self._tail)), self._dsum)
+        self._dsum, self._tail = None, b""
+        return total
 
     def pad(self) -> None:
         rem = self.size % BLOCK
@@ -322,10 +387,15 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
             yield flat[y0:y0 + nrows]
 
 
-def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int) -> None:
+def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int,
+                 patches: list) -> None:
+    """Stream one image HDU; its header gets CHECKSUM/DATASUM later (``patches``: offset, header, datasum)."""
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
-    w.write(_image_header(extname, target_dtype, shape, extra).tostring().encode("ascii"))
+    header = _image_header(extname, target_dtype, shape, extra)
+    offset = w.size
+    w.write(_with_checksum(header, 0))  # placeholder cards of the final length
+    w.begin_data()
     expected = int(np.prod(shape))
     written = 0
     for block in _iter_blocks(src, block_rows):
@@ -336,7 +406,16 @@ def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, bloc
         w.write(b)
     if written != expected:
         raise ValueError(f"{extname}: source delivered {written} of {expected} pixels")
+    patches.append((offset, header, w.end_data()))
     w.pad()
+
+
+def _sha256_of(f) -> str:
+    f.seek(0)
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 22), b""):
+        h.update(block)
+    return h.hexdigest()
 
 
 def write_product(
@@ -393,14 +472,15 @@ def write_product(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+        with os.fdopen(fd, "w+b", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
             w = _HashingWriter(f)
-            w.write(_primary_header(primary).tostring().encode("ascii"))
-            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows)
-            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows)
+            patches: list = []
+            w.write(_with_checksum(_primary_header(primary), 0))
+            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows, patches)
+            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows, patches)
             if ctx is None:
-                w.write(_image_header("CTX", np.int32, (), [_cards(extra_headers.get("CTX"))]).tostring().encode("ascii"))
+                w.write(_with_checksum(_image_header("CTX", np.int32, (), [_cards(extra_headers.get("CTX"))]), 0))
             else:
                 c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
                 chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
@@ -408,10 +488,12 @@ def write_product(
                 _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
                 w.write(_hdu_bytes(chdu))
             w.write(_hdu_bytes(_hdrtab_hdu(list(hdrtab or []))))
-            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
+            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, patches)
             f.flush()
+            for offset, header, datasum in patches:
+                os.pwrite(f.fileno(), _with_checksum(header, datasum), offset)
+            digest, size = _sha256_of(f), w.size
             os.fsync(f.fileno())
-            digest, size = w.sha.hexdigest(), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
