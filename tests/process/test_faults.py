@@ -234,3 +234,16 @@ def test_crash_before_commit_of_a_redraw_keeps_catalog_and_files_in_agreement(en
 def _sky_cell_id(engine) -> int:
     with engine.connect() as conn:
         return conn.execute(sa.text("SELECT DISTINCT sky_cell_id FROM job")).scalar_one()
+
+
+def test_a_local_write_error_gives_the_job_back(engine, tmp_path, one_cell):
+    """The sky cell's product directory cannot be made (a file is in the way): the job is released, not failed."""
+    products = tmp_path / "products"
+    products.mkdir()
+    (products / one_cell.name).write_text("in the way")
+    outcomes = []
+    assert run.run_worker(engine, products, once=True, on_outcome=outcomes.append) == 1
+    assert {r.status for o in outcomes for r in o.results} == {"failed"}
+    assert "given back to the queue" in outcomes[0].results[0].reason
+    job, statuses, rows = _state(engine)
+    assert job.state == "queued" and job.attempts == 0 and set(statuses) == {"NEW"} and rows == []
