@@ -105,6 +105,14 @@ class Lease:
         """``j<job id>-b<backend pid>``: names files owned by this lease."""
         return f"j{self.job_id}-b{self.backend_pid}"
 
+    def __del__(self) -> None:  # dropped without release(): closing the session releases the lock
+        conn, self.conn = getattr(self, "conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - interpreter shutdown, connection already gone
+                pass
+
     def release(self) -> None:
         conn, self.conn = self.conn, None
         if conn is None:
