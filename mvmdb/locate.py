@@ -160,16 +160,26 @@ def cells_for_positions(ra_deg, dec_deg) -> list[list[str]]:
     return cells_at(ra, dec_deg).per_input(ra.size)
 
 
-def footprint_cells(paths: Sequence[str | os.PathLike]) -> list[dict]:
+def footprint_cells(paths: Sequence[str | os.PathLike], errors: list[str] | None = None) -> list[dict]:
     """For each FITS file: ``{"path", "cells", "chips"}``, ``cells`` being every sky cell any chip overlaps (sorted).
 
-    Raises :class:`mvmdb.fitsio.chips.FootprintError` for a file whose footprints cannot be read.
+    Raises :class:`mvmdb.fitsio.chips.FootprintError` for a file whose footprints cannot be
+    read -- unless ``errors`` is a list: then the file's one-line reason is appended to it
+    and the file left out of the result.
     """
-    from mvmdb.fitsio.chips import read_chip_footprints
+    from mvmdb.fitsio.chips import FootprintError, read_chip_footprints
 
+    read: list[tuple[str | os.PathLike, list]] = []
+    for path in paths:
+        try:
+            read.append((path, read_chip_footprints(path)))
+        except FootprintError as exc:
+            if errors is None:
+                raise
+            errors.append(str(exc))
+    paths = [p for p, _ in read]
     polygons, owner, nchips = [], [], []
-    for i, path in enumerate(paths):
-        chips = read_chip_footprints(path)
+    for i, (path, chips) in enumerate(read):
         nchips.append(len(chips))
         for chip in chips:
             polygons.append(chip.polygon)

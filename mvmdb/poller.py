@@ -59,6 +59,9 @@ class PollerError(MvmdbError):
             message = f"poller file {self.path} has {len(parts)} bad lines: " + "; ".join(parts)
         super().__init__(message)
 
+    def __reduce__(self):  # picklable: it crosses from a task process to the parent
+        return (type(self), (self.path, self.problems))
+
 
 class PollerRow(NamedTuple):
     """One poller line; field order is the file's column order (a named tuple: cheap to make)."""

@@ -7,6 +7,7 @@ Thin wrappers: the numbers come from :mod:`mvmdb.db.coverage`, the files from
 from __future__ import annotations
 
 import datetime as dt
+import math
 from pathlib import Path
 from typing import Any
 
@@ -59,11 +60,21 @@ def _no_selection(skycell: str | None, ra: float | None, dec: float | None, radi
         raise click.UsageError("--radius needs --ra and --dec")
 
 
+def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """Reject NaN and infinities, which every FloatRange lets through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number of degrees")
+    return value
+
+
 @click.group(invoke_without_command=True, help=HELP)
 @click.option("--skycell", metavar="NAME", help="A sky cell, e.g. skycell-p1889x07y19.")
-@click.option("--ra", type=float, metavar="DEG", help="Right ascension, degrees (ICRS).")
-@click.option("--dec", type=click.FloatRange(-90, 90), metavar="DEG", help="Declination, degrees (ICRS).")
-@click.option("--radius", type=click.FloatRange(0, 180, min_open=True), metavar="DEG", help="Cone radius, degrees.")
+@click.option("--ra", type=click.FloatRange(-360, 360), callback=_finite, metavar="DEG",
+              help="Right ascension, degrees (ICRS), -360 to 360.")
+@click.option("--dec", type=click.FloatRange(-90, 90), callback=_finite, metavar="DEG",
+              help="Declination, degrees (ICRS).")
+@click.option("--radius", type=click.FloatRange(0, 180, min_open=True), callback=_finite, metavar="DEG",
+              help="Cone radius, degrees.")
 @click.option("--filter", "filter_", metavar="F", help="Only this filter (e.g. f814w; case-insensitive).")
 @json_option("JSON array of objects instead of a table.")
 @click.pass_context

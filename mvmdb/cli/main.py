@@ -54,11 +54,45 @@ class LazyGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except MvmdbError as exc:
-            if ctx.obj and ctx.obj.get("verbose"):
-                logging.getLogger("mvmdb").exception("error")
-            click.echo(f"mvm: error: {exc}", err=True)
-            ctx.exit(1)
+        except (click.exceptions.Exit, click.Abort):
+            raise
+        except click.ClickException as exc:  # usage errors too: one line, click's exit status (2 for usage)
+            _fail(ctx, exc.format_message(), exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - what a user can cause becomes one line; the rest is re-raised
+            message = user_error(exc)
+            if message is None:
+                raise
+            _fail(ctx, message, 1)
+
+
+def user_error(exc: BaseException) -> str | None:
+    """The one line for an error the user can cause or fix, else None (a bug: let it raise).
+
+    :class:`MvmdbError` (bad input, configuration); a lost or unreachable database
+    (SQLAlchemy/psycopg ``OperationalError``/``InterfaceError``); a file or directory the
+    command cannot create, read or write (``OSError``).
+    """
+    import sqlalchemy as sa
+
+    from mvmdb.errors import one_line
+
+    if isinstance(exc, MvmdbError):
+        return str(exc)
+    if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)) or type(exc).__name__ in (
+            "OperationalError", "InterfaceError"):
+        orig = getattr(exc, "orig", None) or exc
+        return f"lost the connection to the database: {one_line(orig, 300)}"
+    if isinstance(exc, OSError):
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror or one_line(exc)}{where}"
+    return None
+
+
+def _fail(ctx: click.Context, message: str, status: int) -> None:
+    if ctx.obj and ctx.obj.get("verbose"):
+        logging.getLogger("mvmdb").exception("error")
+    click.echo(f"mvm: error: {' '.join(str(message).split())}", err=True)
+    ctx.exit(status)
 
 
 def _module_exists(target: str) -> bool:

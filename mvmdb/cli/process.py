@@ -137,8 +137,10 @@ def worker(ctx: click.Context, once: bool, idle_exit: float | None, poll: float,
 
     Run as many workers as you like, on any machines sharing the catalog and the products
     directory: jobs are claimed in PostgreSQL (FOR UPDATE SKIP LOCKED), so each is drawn
-    once. A worker that dies leaves its job running until its heartbeat is older than
-    --stale-after; then any worker re-queues it. SIGTERM gives the job in hand back.
+    once. A worker holds a lease (a PostgreSQL advisory lock) on its job: a job is re-queued
+    only when its heartbeat is older than --stale-after AND its worker's lease is gone (the
+    worker died); a slow or starved worker keeps its job. SIGTERM gives the job in hand back.
+    A products directory that cannot be written stops the worker before it claims anything.
     """
     from mvmdb.process.run import run_worker
 

@@ -172,15 +172,17 @@ def _run_positions(path: str, as_json: bool) -> None:
 
 
 def _run_footprint(paths: Sequence[str], as_json: bool) -> None:
-    from mvmdb.fitsio.chips import FootprintError
-
-    try:
-        results = footprint_cells(list(paths))
-    except FootprintError as exc:
-        raise click.ClickException(str(exc)) from None
+    errors: list[str] = []
+    results = footprint_cells(list(paths), errors=errors)
+    for line in errors:  # one line per unreadable file; the others are still reported
+        click.echo(f"mvm: error: {' '.join(line.split())}", err=True)
+    if errors and not results:
+        raise SystemExit(1)
     if as_json:
         for r in results:
             click.echo(json.dumps({"path": r["path"], "cells": r["cells"]}))
     else:
         _print_lists([(f"{r['path']} ({r['chips']} chip{'s' if r['chips'] != 1 else ''})", r["cells"]) for r in results],
                      "exposure")
+    if errors:
+        raise SystemExit(2)  # some files failed

@@ -63,7 +63,7 @@ def normalize_url(raw: str | URL) -> URL:
     """Parse ``raw`` and force the psycopg 3 driver; reject anything but PostgreSQL."""
     try:
         url = make_url(raw) if isinstance(raw, str) else raw
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigError(f"cannot parse database URL {str(raw)!r}: expected postgresql+psycopg://user@host:port/dbname") from exc
     backend = url.get_backend_name()
     if backend in ("postgres", "postgresql"):

@@ -23,9 +23,19 @@ workers on any number of machines:
 * **Ownership** is the pair (``worker``, ``claimed_at``): :func:`heartbeat` and the
   finishing transaction (:func:`owned_transaction`) only act on a row that is still
   ``running`` with that pair, so a worker whose job was reaped and claimed again elsewhere
-  can never record anything.
-* **Reap** (:func:`reap`): a ``running`` job whose ``heartbeat_at`` is older than
-  ``stale_after`` seconds is queued again with ``attempts + 1`` (``attempts`` counts
+  can never record anything: it learns it lost the job in the finishing transaction, with
+  the row locked, before it renames any file.
+* **Lease**: the claim is made on a connection of its own (:class:`Lease`, never pooled)
+  that takes the session-level advisory lock ``(LEASE_NAMESPACE, job id)`` in the claiming
+  transaction and keeps it -- and the connection -- while the worker works on the job. The
+  lock lives exactly as long as the owner's PostgreSQL session: a worker that is merely
+  slow (CPU-starved, its heartbeat thread stalled by drizzle holding the GIL, or stopped
+  with SIGSTOP) keeps it; a worker that died (kill -9, crash, lost host: the server closes
+  the connection, with TCP keepalives set on it) loses it at once.
+* **Reap** (:func:`reap`): a ``running`` job is abandoned only when its owner is really
+  gone: its heartbeat is older than ``stale_after`` seconds AND no session holds its lease.
+  A stale heartbeat alone (a live but starved owner) never reaps, re-queues or fails a
+  job. An abandoned job is queued again with ``attempts + 1`` (``attempts`` counts
   abandoned runs), or marked ``failed`` once ``attempts`` reaches ``max_attempts``. The
   partial unique index allows one queued job per sky cell: when one is already queued,
   the stale job is merged into it (the queued job takes the larger generation and attempt
@@ -57,12 +67,13 @@ from mvmdb.resources import sql_statements
 __all__ = [
     "ADVISORY_NAMESPACE", "ClaimedJob", "EnqueuedJob", "JobLost", "OpenJob", "ReapResult",
     "enqueue_jobs", "enqueue", "lock_planners", "open_jobs", "claim", "claimable_jobs", "heartbeat", "reap", "release", "fail",
-    "owned_transaction", "upsert_product", "close", "running_job",
+    "owned_transaction", "upsert_product", "close", "running_job", "Lease", "LEASE_NAMESPACE", "lease_held", "owner_alive",
 ]
 
 log = logging.getLogger(__name__)
 
 ADVISORY_NAMESPACE = 0x6D766D  # 'mvm': first key of pg_try_advisory_xact_lock(ns, sky_cell_id)
+LEASE_NAMESPACE = 0x6D766E  # first key of the session-level lease lock pg_advisory_lock(ns, job_id)
 PLAN_LOCK_KEY = 0x6D766D_706C616E  # "mvm" "plan"
 """Key of the transaction-level advisory lock that serializes planners."""
 DEFAULT_STALE_AFTER = 120.0
@@ -75,9 +86,95 @@ class JobLost(MvmdbError):
     """The job is no longer ours (reaped, re-claimed or closed by someone else)."""
 
 
+class Lease:
+    """The owner's hold on a claimed job: a dedicated connection holding ``(LEASE_NAMESPACE, job id)``.
+
+    ``backend_pid`` is the PostgreSQL backend of that connection; together with the job id
+    it names the owner (e.g. in the owner-tagged staging directory of its files, see
+    :func:`lease_held`). :meth:`release` unlocks and closes the connection (idempotent);
+    if the process dies, the server ends the session and the lock goes with it.
+    """
+
+    def __init__(self, conn: sa.Connection, job_id: int, backend_pid: int):
+        self.conn = conn
+        self.job_id = job_id
+        self.backend_pid = backend_pid
+
+    @property
+    def tag(self) -> str:
+        """``j<job id>-b<backend pid>``: names files owned by this lease."""
+        return f"j{self.job_id}-b{self.backend_pid}"
+
+    def __del__(self) -> None:  # dropped without release(): closing the session releases the lock
+        conn, self.conn = getattr(self, "conn", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001 - interpreter shutdown, connection already gone
+                pass
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        try:
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(LEASE_NAMESPACE, self.job_id)))
+            conn.commit()
+        except Exception:  # noqa: BLE001 - the connection is gone: so is the lock
+            conn.invalidate()
+        finally:
+            conn.close()
+
+
+_LEASE_ENGINES: dict[str, sa.Engine] = {}
+
+
+def _lease_engine(engine: sa.Engine) -> sa.Engine:
+    """A NullPool twin of ``engine``: a lease connection is closed, never pooled with its lock held."""
+    key = engine.url.render_as_string(hide_password=False)
+    eng = _LEASE_ENGINES.get(key)
+    if eng is None:
+        eng = _LEASE_ENGINES[key] = sa.create_engine(
+            engine.url, poolclass=sa.pool.NullPool,
+            connect_args={"connect_timeout": 10, "application_name": "mvmdb-lease",
+                          "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3},
+        )
+    return eng
+
+
+_LEASE_LOCK_SQL = """
+SELECT 1 FROM pg_locks l
+WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND l.classid = {ns} AND l.objid = {job}
+"""
+
+
+def _unleased() -> sa.TextClause:
+    """SQL condition on a ``job`` row: no session holds its lease."""
+    return sa.text(f"NOT EXISTS ({_LEASE_LOCK_SQL.format(ns=LEASE_NAMESPACE, job=Job.__tablename__ + '.id')})")
+
+
+def lease_held(conn: sa.Connection, job_id: int, backend_pid: int | None = None) -> bool:
+    """Whether a session (backend ``backend_pid``, if given) holds job ``job_id``'s lease."""
+    sql = _LEASE_LOCK_SQL.format(ns=LEASE_NAMESPACE, job=":job") + (" AND l.pid = :pid" if backend_pid else "")
+    params = {"job": job_id} | ({"pid": backend_pid} if backend_pid else {})
+    return conn.execute(sa.text(sql), params).first() is not None
+
+
+def owner_alive(engine: sa.Engine, job_id: int, backend_pid: int) -> bool:
+    """Whether backend ``backend_pid`` still holds the lease of job ``job_id``."""
+    with engine.connect() as conn:
+        return lease_held(conn, job_id, backend_pid)
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
-    """A job this worker holds. ``generation`` is the highest NEW-member generation it covers."""
+    """A job this worker holds. ``generation`` is the highest NEW-member generation it covers.
+
+    ``lease`` (None only for jobs built by hand) is the :class:`Lease` that keeps it ours
+    while we are alive; whoever ends the job's work calls ``lease.release()``.
+    """
 
     id: int
     sky_cell_id: int
@@ -87,6 +184,11 @@ class ClaimedJob:
     claimed_at: dt.datetime
     attempts: int
     poller_path: str | None = None
+    lease: Lease | None = field(default=None, compare=False, repr=False)
+
+    def release_lease(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
 
 @dataclass
@@ -196,7 +298,25 @@ def _candidates(conn: sa.Connection, after: int, limit: int, job_id: int | None,
 
 
 def _try_claim(engine: sa.Engine, job_id: int, sky_cell_id: int, worker: str) -> ClaimedJob | None:
-    with engine.begin() as conn:
+    """Claim job ``job_id`` on a fresh lease connection; the connection is kept only if it claimed."""
+    conn = _lease_engine(engine).connect()
+    try:
+        job = _claim_on(conn, job_id, sky_cell_id, worker)
+    except BaseException:
+        conn.invalidate()
+        conn.close()
+        raise
+    if job is None:
+        conn.close()  # closing the session drops any lock taken
+    return job
+
+
+def _claim_on(conn: sa.Connection, job_id: int, sky_cell_id: int, worker: str) -> ClaimedJob | None:
+    # the server notices a vanished owner host within about a minute (TCP; no-op on a local socket)
+    for setting in ("tcp_keepalives_idle = 30", "tcp_keepalives_interval = 10", "tcp_keepalives_count = 3"):
+        conn.exec_driver_sql(f"SET {setting}")
+    conn.commit()
+    with conn.begin():
         locked = conn.execute(
             sa.select(Job.id).where(Job.id == job_id, Job.state == "queued").with_for_update(skip_locked=True)
         ).first()
@@ -208,6 +328,11 @@ def _try_claim(engine: sa.Engine, job_id: int, sky_cell_id: int, worker: str) ->
             return None
         if _running(conn, sky_cell_id) is not None:
             return None
+        # The lease: session-level, so it outlives this transaction (and is held by nobody
+        # else: a job's previous owner lost it with its session, or released it).
+        if not conn.execute(sa.select(sa.func.pg_try_advisory_lock(LEASE_NAMESPACE, job_id))).scalar():
+            return None
+        backend = conn.execute(sa.select(sa.func.pg_backend_pid())).scalar_one()
         gen = max_new_generation(conn, sky_cell_id)
         row = conn.execute(
             sa.update(Job)
@@ -232,6 +357,7 @@ def _try_claim(engine: sa.Engine, job_id: int, sky_cell_id: int, worker: str) ->
         claimed_at=row.claimed_at,
         attempts=row.attempts,
         poller_path=row.poller_path,
+        lease=Lease(conn, row.id, backend),
     )
     log.info("claimed job %d (%s, generation %d) as %s", job.id, name, job.generation, worker)
     return job
@@ -332,9 +458,11 @@ def _requeue(conn: sa.Connection, job_id: int, sky_cell_id: int, generation: int
 
 
 def _stale(stale_after: float):
+    """Abandoned: running, heartbeat older than ``stale_after`` seconds, and nobody holds the lease."""
     return sa.and_(
         Job.state == "running",
         Job.heartbeat_at < sa.func.clock_timestamp() - sa.func.make_interval(0, 0, 0, 0, 0, 0, stale_after),
+        _unleased(),
     )
 
 
@@ -344,8 +472,9 @@ def reap(
     *,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
 ) -> ReapResult:
-    """Re-queue (or fail) running jobs whose heartbeat is older than ``stale_after`` seconds.
+    """Re-queue (or fail) abandoned running jobs: heartbeat older than ``stale_after`` seconds and lease gone.
 
+    A job whose owner is alive (its lease held) is never reaped, however late its heartbeat.
     ``attempts`` becomes ``attempts + 1``; at ``max_attempts`` the job is marked failed with
     a reason instead. Jobs being finished (row locked) are skipped.
     """
@@ -372,7 +501,8 @@ def _reap_one(engine: sa.Engine, job_id: int, stale_after: float, max_attempts: 
         if row is None:
             return
         attempts = row.attempts + 1
-        note = f"worker {row.worker} stopped heart-beating (last {row.heartbeat_at:%Y-%m-%d %H:%M:%S%z})"
+        note = (f"worker {row.worker} is gone (its lease was released; last heartbeat "
+                f"{row.heartbeat_at:%Y-%m-%d %H:%M:%S%z})")
         if attempts >= max_attempts:
             conn.execute(
                 sa.update(Job)
@@ -396,26 +526,32 @@ def _reap_one(engine: sa.Engine, job_id: int, stale_after: float, max_attempts: 
 
 
 def release(engine: sa.Engine, job: ClaimedJob, note: str = "released by its worker") -> bool:
-    """Give a claimed job back (queued again, attempts unchanged), e.g. on shutdown."""
-    with engine.begin() as conn:
-        row = conn.execute(
-            sa.select(Job.id, Job.sky_cell_id, Job.generation, Job.attempts).where(_owned(job)).with_for_update()
-        ).first()
-        if row is None:
-            return False
-        _requeue(conn, job.id, row.sky_cell_id, row.generation, row.attempts, note)
-    return True
+    """Give a claimed job back (queued again, attempts unchanged), e.g. on shutdown; its lease goes too."""
+    try:
+        with engine.begin() as conn:
+            row = conn.execute(
+                sa.select(Job.id, Job.sky_cell_id, Job.generation, Job.attempts).where(_owned(job)).with_for_update()
+            ).first()
+            if row is None:
+                return False
+            _requeue(conn, job.id, row.sky_cell_id, row.generation, row.attempts, note)
+        return True
+    finally:
+        job.release_lease()
 
 
 def fail(engine: sa.Engine, job: ClaimedJob, reason: str) -> bool:
-    """Close ``job`` as failed with ``reason`` (nothing else changes); False if not ours."""
-    with engine.begin() as conn:
-        n = conn.execute(
-            sa.update(Job)
-            .where(_owned(job))
-            .values(state="failed", reason=reason, finished_at=sa.func.clock_timestamp())
-        ).rowcount
-    return n == 1
+    """Close ``job`` as failed with ``reason`` (nothing else changes; its lease goes); False if not ours."""
+    try:
+        with engine.begin() as conn:
+            n = conn.execute(
+                sa.update(Job)
+                .where(_owned(job))
+                .values(state="failed", reason=reason, finished_at=sa.func.clock_timestamp())
+            ).rowcount
+        return n == 1
+    finally:
+        job.release_lease()
 
 
 # --------------------------------------------------------------------------- finishing transaction

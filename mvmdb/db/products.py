@@ -7,7 +7,7 @@ from typing import NamedTuple, Sequence
 
 import sqlalchemy as sa
 
-__all__ = ["ProductRow", "current_products"]
+__all__ = ["ProductRow", "current_products", "checksums_by_path"]
 
 
 class ProductRow(NamedTuple):
@@ -39,3 +39,12 @@ def current_products(engine: sa.Engine, skycells: Sequence[str] | None = None) -
             ProductRow(r.layer, r.skycell, r.detector, r.filter, r.scale, Path(r.path))
             for r in conn.execute(sa.text(_SQL.format(where=where)), params)
         ]
+
+
+def checksums_by_path(engine: sa.Engine, paths: Sequence[str]) -> dict[str, str]:
+    """``{path: sha256 hex}`` of the catalogued products stored at ``paths`` (absent: not catalogued)."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT path, checksum FROM product WHERE path = ANY(:paths)"),
+                            {"paths": [str(p) for p in paths]})
+        return {r.path: r.checksum for r in rows}
+

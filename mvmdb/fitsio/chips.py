@@ -34,9 +34,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 from astropy.wcs import WCS, FITSFixedWarning
 
-from mvmdb.errors import MvmdbError
+from mvmdb.errors import MvmdbError, one_line
 
 __all__ = ["ChipFootprint", "FootprintError", "read_chip_footprints", "chip_outline_pixels", "DEFAULT_POINTS_PER_EDGE"]
 
@@ -136,7 +137,7 @@ def _chip_footprint(hdul: fits.HDUList, hdu, points_per_edge: int, where: str) -
             warnings.simplefilter("ignore", FITSFixedWarning)
             w = WCS(header, hdul)
     except Exception as exc:  # astropy raises several types for broken WCS keywords
-        raise FootprintError(f"{where}: unusable WCS ({exc})") from exc
+        raise FootprintError(f"{where}: unusable WCS ({one_line(exc)})") from exc
     if not w.has_celestial or w.naxis != 2 or w.wcs.lng < 0 or w.wcs.lat < 0:
         raise FootprintError(f"{where}: no celestial WCS (CTYPE {list(w.wcs.ctype)})")
     if _singular(w, header):
@@ -145,7 +146,7 @@ def _chip_footprint(hdul: fits.HDUList, hdu, points_per_edge: int, where: str) -
     try:
         world = w.pixel_to_world_values(xs, ys)
     except Exception as exc:
-        raise FootprintError(f"{where}: WCS transformation failed ({exc})") from exc
+        raise FootprintError(f"{where}: WCS transformation failed ({one_line(exc)})") from exc
     ra = np.mod(np.asarray(world[w.wcs.lng], dtype=float), 360.0)
     dec = np.asarray(world[w.wcs.lat], dtype=float)
     if not (np.all(np.isfinite(ra)) and np.all(np.isfinite(dec))):
@@ -153,13 +154,18 @@ def _chip_footprint(hdul: fits.HDUList, hdu, points_per_edge: int, where: str) -
     if np.any(np.abs(dec) > 90.0):
         raise FootprintError(f"{where}: WCS gives Dec outside [-90, 90]")
     return ChipFootprint(
-        extver=int(header.get("EXTVER", 1)),
+        extver=_extver(header),
         naxis1=naxis1,
         naxis2=naxis2,
         ra=ra,
         dec=dec,
         wcsname=str(header.get("WCSNAME", "")),
     )
+
+
+def _extver(header: fits.Header) -> int:
+    value = header.get("EXTVER", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def read_chip_footprints(path: str | os.PathLike, points_per_edge: int = DEFAULT_POINTS_PER_EDGE) -> list[ChipFootprint]:
@@ -170,15 +176,18 @@ def read_chip_footprints(path: str | os.PathLike, points_per_edge: int = DEFAULT
     any SCI extension without a usable celestial WCS (missing, NaN or singular) or size.
     """
     where = os.fspath(path)
-    try:
-        hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
-    except FileNotFoundError:
-        raise FootprintError(f"{where}: no such file") from None
-    except OSError as exc:
-        raise FootprintError(f"{where}: not a readable FITS file ({exc})") from exc
-    with hdul:
-        sci = [hdu for hdu in hdul[1:] if str(hdu.header.get("EXTNAME", "")).strip().upper() == "SCI"]
-        if not sci:
-            raise FootprintError(f"{where}: no SCI extension")
-        chips = [_chip_footprint(hdul, hdu, points_per_edge, f"{where}[SCI,{hdu.header.get('EXTVER', 1)}]") for hdu in sci]
+    with warnings.catch_warnings():  # a damaged header is reported by the error below, not by warnings
+        warnings.simplefilter("ignore", AstropyWarning)
+        try:
+            hdul = fits.open(path, memmap=True, lazy_load_hdus=False)
+        except FileNotFoundError:
+            raise FootprintError(f"{where}: no such file") from None
+        except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
+            raise FootprintError(f"{where}: not a readable FITS file ({one_line(exc)})") from exc
+        with hdul:
+            sci = [hdu for hdu in hdul[1:] if str(hdu.header.get("EXTNAME", "")).strip().upper() == "SCI"]
+            if not sci:
+                raise FootprintError(f"{where}: no SCI extension")
+            chips = [_chip_footprint(hdul, hdu, points_per_edge, f"{where}[SCI,{_extver(hdu.header)}]")
+                     for hdu in sci]
     return sorted(chips, key=lambda c: c.extver)

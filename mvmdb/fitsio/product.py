@@ -10,19 +10,18 @@ numpy arrays, np.memmap, `TileSpool` files or row-strip iterators, so a
 full 21954**2 product never needs to be in memory.  The file is written to a
 temporary name in the target directory, flushed and fsynced, renamed over the
 target with `os.replace` and the directory fsynced; on any error the
-temporary file is removed and nothing appears at the target.  The SHA-256 is
-computed while writing, on a helper thread.
+temporary file is removed and nothing appears at the target.  Every HDU carries
+the FITS ``CHECKSUM``/``DATASUM`` (data sums taken while streaming, image headers
+patched in place at the end); the SHA-256 is computed last, over the finished file.
 """
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import io
 import os
 import tempfile
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
@@ -36,7 +35,7 @@ BLOCK = 2880
 
 #: Keywords that describe the HDU structure; never copied from caller headers.
 _STRUCTURAL = {"SIMPLE", "XTENSION", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND",
-               "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "END", "BSCALE", "BZERO"}
+               "PCOUNT", "GCOUNT", "EXTNAME", "EXTVER", "END", "BSCALE", "BZERO", "CHECKSUM", "DATASUM"}
 
 _BITPIX = {np.dtype(np.uint8): 8, np.dtype(np.int16): 16, np.dtype(np.int32): 32, np.dtype(np.int64): 64,
            np.dtype(np.float32): -32, np.dtype(np.float64): -64}
@@ -284,7 +283,7 @@ def _image_header(extname: str, dtype, shape, extra=()) -> bytes:
 def _hdu_bytes(hdu) -> bytes:
     """Serialized bytes of one extension HDU (via astropy, for small HDUs)."""
     buf = io.BytesIO()
-    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf)
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(buf, checksum=True)
     raw = buf.getvalue()
     skip = len(fits.PrimaryHDU().header.tostring())
     if raw[skip:skip + 8] != b"XTENSION":
@@ -382,47 +381,95 @@ def _hdrtab_bytes(rows: list[Mapping]) -> bytes:
     head = "".join(cards).encode("ascii")
     head += b" " * (-len(head) % BLOCK)
     data = table.tobytes() if fields else b""
-    return head + data + b"\0" * (-len(data) % BLOCK)
+    data += b"\0" * (-len(data) % BLOCK)
+    return _seal(head, ones_sum(data)) + data
+
+
+# --------------------------------------------------------------------------- FITS checksums
+_EXCLUDE = (0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F, 0x40, 0x5B, 0x5C, 0x5D, 0x5E, 0x5F, 0x60)
+
+
+def ones_sum(data, sum32: int = 0) -> int:
+    """32-bit ones' complement sum of big-endian words (FITS checksum convention); ``len(data) % 4 == 0``."""
+    words = np.frombuffer(data, dtype=">u4")
+    s = int(sum32) + int(words.sum(dtype=np.uint64))
+    while s >> 32:
+        s = (s & 0xFFFFFFFF) + (s >> 32)
+    return s
+
+
+def checksum_string(value: int) -> str:
+    """The 16-character ASCII encoding of a 32-bit checksum (FITS checksum convention, section A.7.2)."""
+    asc = [0] * 16
+    for i in range(4):
+        byte = (value >> ((3 - i) * 8)) & 0xFF
+        q, r = byte // 4 + ord("0"), byte % 4
+        ch = [q + r, q, q, q]
+        again = True
+        while again:
+            again = False
+            for x in _EXCLUDE:
+                for j in (0, 2):
+                    if ch[j] == x or ch[j + 1] == x:
+                        ch[j] += 1
+                        ch[j + 1] -= 1
+                        again = True
+        for j in range(4):
+            asc[4 * j + i] = ch[j]
+    return bytes(asc[(i + 15) % 16] for i in range(16)).decode("ascii")
+
+
+def _seal(head: bytes, datasum: int) -> bytes:
+    """A whole header block (``head``: 80-column cards, END, padding) with ``DATASUM`` = ``datasum``
+    (the data unit's ones' complement sum) and the ``CHECKSUM`` that makes the HDU sum to -0.
+
+    Earlier CHECKSUM/DATASUM cards (copied from another file) are dropped; the result may be a
+    block longer than ``head`` only when the two new cards do not fit in its padding.
+    """
+    cards = [head[i:i + 80] for i in range(0, len(head), 80)]
+    end = next(i for i, c in enumerate(cards) if c[:8] == b"END     ")
+    kept = [c for c in cards[:end] if c[:8] not in (b"CHECKSUM", b"DATASUM ")]
+    sums = [_card("DATASUM", str(int(datasum)), "data unit checksum").encode("ascii"),
+            _card("CHECKSUM", "0" * 16, "HDU checksum").encode("ascii")]
+    raw = b"".join(kept + sums) + b"END".ljust(80)
+    raw += b" " * (-len(raw) % BLOCK)
+    value = checksum_string(~ones_sum(raw, datasum) & 0xFFFFFFFF).encode("ascii")
+    at = raw.index(b"'0000000000000000'", len(b"".join(kept)) + 80) + 1
+    return raw[:at] + value + raw[at + 16:]
 
 
 # --------------------------------------------------------------------------- writing
 class _HashingWriter:
-    """Writes bytes to ``f`` and hashes them (SHA-256) on a helper thread, so hashing overlaps
-    with converting and writing (``hashlib`` and file writes release the GIL); at most
-    ``_MAX_PENDING`` buffers wait to be hashed. ``hexdigest()`` waits for the hash."""
+    """Writes, counts bytes and, between :meth:`begin_data` and :meth:`end_data`, sums the data unit.
 
-    _MAX_PENDING = 4
+    The SHA-256 of the file is computed at the end (:func:`_sha256_of`), after the image
+    headers were rewritten with their CHECKSUM/DATASUM.
+    """
 
     def __init__(self, f):
         self.f = f
-        self.sha = hashlib.sha256()
         self.size = 0
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="product-sha256")
-        self._pending: collections.deque = collections.deque()
+        self._dsum: int | None = None
+        self._tail = b""
 
     def write(self, data) -> None:
         mv = memoryview(data).cast("B")
         self.f.write(mv)
         self.size += mv.nbytes
-        if mv.nbytes < (1 << 16):  # small buffers (headers, padding): not worth a hand-over
-            self._drain(0)
-            self.sha.update(mv)
-            return
-        while len(self._pending) >= self._MAX_PENDING:
-            self._pending.popleft().result()
-        self._pending.append(self._pool.submit(self.sha.update, mv))  # keeps mv (and its buffer) alive
+        if self._dsum is not None:
+            buf = self._tail + bytes(mv) if self._tail else mv
+            n = (len(buf) // 4) * 4
+            self._dsum = ones_sum(buf[:n], self._dsum)
+            self._tail = bytes(buf[n:])
 
-    def _drain(self, keep: int) -> None:
-        while len(self._pending) > keep:
-            self._pending.popleft().result()
+    def begin_data(self) -> None:
+        self._dsum, self._tail = 0, b""
 
-    def hexdigest(self) -> str:
-        self._drain(0)
-        return self.sha.hexdigest()
-
-    def close(self) -> None:
-        self._drain(0)
-        self._pool.shutdown(wait=True)
+    def end_data(self) -> int:
+        """The data unit's sum (the padding to 2880 bytes is zeros: it adds nothing)."""
+        total = self._dsum if not self._tail else ones_sum(self._tail + b"\0" * (4 - len(self._tail)), self._dsum)
+        self._dsum, self._tail = None, b""
+        return total
 
     def pad(self) -> None:
         rem = self.size % BLOCK
@@ -448,10 +495,15 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
             yield flat[y0:y0 + nrows]
 
 
-def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int) -> None:
+def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int,
+                 patches: list) -> None:
+    """Stream one image HDU; its header gets CHECKSUM/DATASUM later (``patches``: offset, header, datasum)."""
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
-    w.write(_image_header(extname, target_dtype, shape, extra))
+    header = _image_header(extname, target_dtype, shape, extra)
+    offset = w.size
+    w.write(_seal(header, 0))  # placeholder cards of the final length
+    w.begin_data()
     expected = int(np.prod(shape))
     written = 0
     for block in _iter_blocks(src, block_rows):
@@ -462,7 +514,16 @@ def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, bloc
         w.write(b)
     if written != expected:
         raise ValueError(f"{extname}: source delivered {written} of {expected} pixels")
+    patches.append((offset, header, w.end_data()))
     w.pad()
+
+
+def _sha256_of(f) -> str:
+    f.seek(0)
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 22), b""):
+        h.update(block)
+    return h.hexdigest()
 
 
 def write_product(
@@ -518,16 +579,16 @@ def write_product(
 
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
-    w = None
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as f:
+        with os.fdopen(fd, "w+b", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
             w = _HashingWriter(f)
-            w.write(_primary_header(primary))
-            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows)
-            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows)
+            patches: list = []
+            w.write(_seal(_primary_header(primary), 0))
+            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows, patches)
+            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows, patches)
             if ctx is None:
-                w.write(_image_header("CTX", np.int32, (), [extra_headers.get("CTX")]))
+                w.write(_seal(_image_header("CTX", np.int32, (), [extra_headers.get("CTX")]), 0))
             else:
                 c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
                 chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
@@ -535,17 +596,16 @@ def write_product(
                 _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
                 w.write(_hdu_bytes(chdu))
             w.write(_hdrtab_bytes(list(hdrtab or [])))
-            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows)
+            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, patches)
             f.flush()
+            for offset, header, datasum in patches:
+                os.pwrite(f.fileno(), _seal(header, datasum), offset)
+            digest, size = _sha256_of(f), w.size
             os.fsync(f.fileno())
-            digest, size = w.hexdigest(), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    finally:
-        if w is not None:
-            w.close()
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)

@@ -13,15 +13,19 @@ The common box (see :mod:`mvmdb.process.embed`): union of the chip footprints of
 member of every layer of the sky cell, clipped to the cell, aligned to the coarse grid,
 never shrinking (union with the stored ``sky_cell.box_*``). Fine layers use it as is,
 coarse layers its coarse image, so all layers of a sky cell overlay pixel for pixel. Each
-product is first written to a hidden staging name in the target directory
-(``.<name>.tmp-<token>``, complete and fsynced) and renamed onto its final name inside the
+product is first written, complete and fsynced, into the job's own hidden staging
+directory in the target directory (``.stage-j<job>-b<backend pid>-<token>``, named after the
+job's lease: :mod:`mvmdb.process.staging`) and renamed onto its final name inside the
 finishing transaction.
 
 Failures: a layer whose inputs are missing or unreadable fails with a reason naming the
 file; the other layers of the job are still published, the failed layer's memberships stay
-NEW and the job is closed ``failed`` with the reasons. Any other error fails the whole job
-(nothing published). A worker killed at any point leaves only hidden temporary files
-(removed by the next job of that sky cell) and the job ``running`` until reaped.
+NEW and the job is closed ``failed`` with the reasons. A local ``OSError`` (products
+directory unwritable, disk full) gives the job back to the queue, unchanged: it is this
+worker's problem, not the job's. Any other error fails the whole job (nothing published). A worker killed at any point leaves only its staging directory and
+the job ``running`` until reaped (its lease died with it); the next job of that sky cell
+undoes an unfinished publication and removes the directory (:func:`mvmdb.process.staging.recover`).
+Directories of live owners are never touched.
 
 Units: pixel boxes 0-based inclusive; times in seconds.
 """
@@ -31,7 +35,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +45,7 @@ import sqlalchemy as sa
 from mvmdb.db import jobs
 from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.snapshot import CellSnapshot, LayerInfo, load_snapshot
-from mvmdb.process import embed, queue
+from mvmdb.process import embed, queue, staging
 from mvmdb.process.draw import DrawOptions, draw_layer, footprint_box
 from mvmdb.process.headers import json_keywords, quality_keywords
 from mvmdb.process.queue import StagedProduct
@@ -56,10 +59,6 @@ log = logging.getLogger(__name__)
 STATUSES = ("done", "skipped", "failed")
 JSON_KEYS = ("layer", "product", "status", "reason", "members", "keywords")
 """Keys of the per-layer ``--json`` object (a contract)."""
-
-TMP_RE = re.compile(r"^\..*\.tmp(-|$|\.)|^\.spool-.*\.raw$")
-"""Hidden temporary files a worker may leave in a sky cell's product directory."""
-
 
 @dataclass
 class LayerResult:
@@ -81,23 +80,6 @@ class LayerResult:
             "members": self.members,
             "keywords": self.keywords,
         }
-
-
-def clean_temporaries(directory: Path) -> int:
-    """Remove hidden temporary files left by killed workers (safe: one job per sky cell runs)."""
-    n = 0
-    if not directory.is_dir():
-        return 0
-    for p in directory.iterdir():
-        if TMP_RE.match(p.name) and p.is_file():
-            try:
-                p.unlink()
-                n += 1
-            except FileNotFoundError:
-                pass
-    if n:
-        log.info("removed %d stale temporary files in %s", n, directory)
-    return n
 
 
 def layers_to_draw(snap: CellSnapshot, generation: int) -> tuple[list[LayerInfo], list[LayerInfo]]:
@@ -126,6 +108,7 @@ class _JobRun:
     job: ClaimedJob
     target: Path
     options: DrawOptions
+    stage: Path | None = None
     staged: list[StagedProduct] = field(default_factory=list)
     results: list[LayerResult] = field(default_factory=list)
     failures: dict[str, str] = field(default_factory=dict)
@@ -141,7 +124,7 @@ class _JobRun:
                 raise JobLost(f"job {self.job.id} was reaped while drawing")
             try:
                 d = None if box is None else draw_layer(
-                    lay, cell, box, self.target, staging=True, options=self.options,
+                    lay, cell, box, self.stage, staging=True, options=self.options,
                     extra_keywords={"MVMGEN": (self.job.generation, "catalog generation drawn (job)"),
                                     **quality_keywords(lay)},
                 )
@@ -182,7 +165,7 @@ class _JobRun:
             src = Path(lay.product_path)
             if not src.is_file():
                 continue  # product file gone: the layer is redrawn by the next job (layers_to_draw)
-            tmp = self.target / f".{src.name}.tmp-{uuid.uuid4().hex[:12]}"
+            tmp = self.stage / f".{src.name}.tmp-{uuid.uuid4().hex[:12]}"
             checksum, size = reembed_product(src, lay.product_box, want, cell, lay.scale, tmp)
             self.staged.append(StagedProduct(
                 layer_id=lay.id, tmp_path=tmp, final_path=src, checksum=checksum, size_bytes=size,
@@ -227,34 +210,52 @@ def process_job(
     is given back to the queue and the exception re-raised.
     """
     run = _JobRun(job, Path(products_dir) / job.sky_cell_name, options)
-    with queue.Heartbeat(engine, job, heartbeat_interval) as hb:
-        try:
-            with engine.connect() as conn:
-                snap = load_snapshot(conn, job.sky_cell_id)
-            run.target.mkdir(parents=True, exist_ok=True)
-            clean_temporaries(run.target)
-            draw, all_layers = layers_to_draw(snap, job.generation)
-            box = embed.common_box(snap.stored_box, footprint_box(snap.cell, (m for lay in all_layers for m in lay.members)))
-            drawn_ids = run.draw(draw, snap.cell, box, hb)
-            run.reembed(all_layers, drawn_ids, snap.cell, box, hb)
-            run.report_up_to_date(all_layers)
-            hb.stop()  # finish() locks the job row and checks ownership itself
-            if hb.lost.is_set():
-                raise JobLost(f"job {job.id} was reaped before finishing")
-            queue.finish(engine, job, run.staged, box=box, failures=run.failures, consumed=run.consumed)
-        except JobLost as exc:
-            queue.discard(run.staged)
-            log.warning("%s", exc)
-            return run.failed(f"job lost: {exc}")
-        except BaseException as exc:  # noqa: BLE001 - every exit path must leave the queue consistent
-            queue.discard(run.staged)
-            if isinstance(exc, Exception):
-                reason = f"{type(exc).__name__}: {exc}"
-                log.exception("job %d (%s) failed", job.id, job.sky_cell_name)
-                jobs.fail(engine, job, reason)
-                return run.failed(reason)
-            jobs.release(engine, job, f"released by {job.worker} on {type(exc).__name__}")
-            raise
+    try:
+        with queue.Heartbeat(engine, job, heartbeat_interval) as hb:
+            return _run_job(engine, job, run, hb)
+    finally:
+        if run.stage is not None and not staging.needs_recovery(run.stage):
+            staging.remove(run.stage)
+        job.release_lease()  # after this the job is reapable if still running (e.g. a failed COMMIT)
+
+
+def _run_job(engine: sa.Engine, job: ClaimedJob, run: _JobRun, hb: queue.Heartbeat) -> list[LayerResult]:
+    try:
+        with engine.connect() as conn:
+            snap = load_snapshot(conn, job.sky_cell_id)
+        run.target.mkdir(parents=True, exist_ok=True)
+        staging.recover(engine, run.target)
+        tag = job.lease.tag if job.lease is not None else f"j{job.id}-b0"
+        run.stage = staging.new_stage(run.target, tag)
+        draw, all_layers = layers_to_draw(snap, job.generation)
+        box = embed.common_box(snap.stored_box, footprint_box(snap.cell, (m for lay in all_layers for m in lay.members)))
+        drawn_ids = run.draw(draw, snap.cell, box, hb)
+        run.reembed(all_layers, drawn_ids, snap.cell, box, hb)
+        run.report_up_to_date(all_layers)
+        hb.stop()  # finish() locks the job row and checks ownership itself
+        if hb.lost.is_set():
+            raise JobLost(f"job {job.id} was reaped before finishing")
+        queue.finish(engine, job, run.staged, box=box, failures=run.failures, consumed=run.consumed)
+    except JobLost as exc:
+        queue.discard(run.staged)
+        log.warning("%s", exc)
+        return run.failed(f"job lost: {exc}")
+    except BaseException as exc:  # noqa: BLE001 - every exit path must leave the queue consistent
+        queue.discard(run.staged)
+        if isinstance(exc, (sa.exc.OperationalError, sa.exc.InterfaceError)):
+            raise  # the database is gone: nothing can be recorded; the job is reaped once our lease is gone
+        if isinstance(exc, OSError):  # local (disk full, permissions): not the job's fault, give it back
+            reason = f"local error, job given back to the queue: {type(exc).__name__}: {exc}"
+            log.error("job %d (%s): %s", job.id, job.sky_cell_name, reason)
+            jobs.release(engine, job, f"released by {job.worker}: {reason}")
+            return run.failed(reason)
+        if isinstance(exc, Exception):
+            reason = f"{type(exc).__name__}: {exc}"
+            log.exception("job %d (%s) failed", job.id, job.sky_cell_name)
+            jobs.fail(engine, job, reason)
+            return run.failed(reason)
+        jobs.release(engine, job, f"released by {job.worker} on {type(exc).__name__}")
+        raise
     return run.results
 
 

@@ -8,13 +8,21 @@ around it:
 * :class:`Heartbeat`, a daemon thread with its own connection that stamps
   ``heartbeat_at`` every few seconds while the worker draws;
 * **Finish** (:func:`finish`): ONE transaction locks the job row (the reaper skips locked
-  rows, so it cannot steal a job while it is being finished), checks ownership, renames each
-  product's completed temporary file onto its final name (``os.replace``, then the
-  directory is fsynced), upserts the ``product`` rows, flips to OLD exactly the memberships
-  that were drawn, are still NEW and have ``generation <= job.generation``, stores the sky
-  cell's common box and closes the job. A crash before COMMIT leaves the memberships NEW
-  and the job ``running`` until reaped, so the layer is drawn again; a product already
-  renamed into place is complete (never partial) and is simply replaced by the next run.
+  rows, so it cannot steal a job while it is being finished) and checks ownership FIRST: a
+  worker that lost its job learns it here, before it renames or writes anything outside its
+  own staging directory. Then it places each product's completed temporary file onto its
+  final name keeping the old file in the stage until COMMIT (:func:`mvmdb.process.staging.place`),
+  upserts the ``product`` rows, flips to OLD exactly the memberships that were drawn, are still
+  NEW and have ``generation <= job.generation``, stores the sky cell's common box and closes
+  the job. A crash before COMMIT leaves the memberships NEW and the job ``running`` until its
+  owner's lease is gone and it is reaped; the next run of the sky cell puts the old files
+  back (:func:`mvmdb.process.staging.recover`), so product files and ``product.checksum``
+  agree after a crash at any point, and draws the layer again.
+
+The invariant, with :mod:`mvmdb.db.jobs`: a job belongs to one live owner (its lease) at a
+time; a live owner -- however slow -- is never reaped and never loses a file; an owner that
+lost its job (dead connection, reaped) can neither publish nor delete anything but its own
+staging directory; every layer is drawn and recorded exactly once.
 
 Intervals are seconds.
 """
@@ -37,7 +45,7 @@ from mvmdb.db import jobs
 from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.members import flip_old
 from mvmdb.db.skycells import set_common_box
-from mvmdb.process import failpoints
+from mvmdb.process import failpoints, staging
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +119,7 @@ class Heartbeat:
                     self.lost.set()
                     return
             except Exception as exc:  # noqa: BLE001 - keep beating through transient errors
-                log.warning("heartbeat of job %d failed: %s", self.job.id, exc)
+                log.warning("heartbeat of job %d failed: %s", self.job.id, " ".join(str(exc).split())[:300])
 
     def stop(self) -> None:
         """Stop beating (idempotent). Called before :func:`finish`, which locks the job row."""
@@ -130,14 +138,6 @@ class Heartbeat:
 # --------------------------------------------------------------------------- finish
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def discard(products: Iterable[StagedProduct]) -> None:
     """Remove staged temporary files (best effort)."""
     for p in products:
@@ -145,16 +145,6 @@ def discard(products: Iterable[StagedProduct]) -> None:
             Path(p.tmp_path).unlink()
         except FileNotFoundError:
             pass
-
-
-def _publish_files(products: Sequence[StagedProduct]) -> None:
-    """Rename each staged file onto its final name, then fsync the directories."""
-    dirs = set()
-    for p in products:
-        os.replace(p.tmp_path, p.final_path)
-        dirs.add(Path(p.final_path).parent)
-    for d in dirs:
-        _fsync_dir(d)
 
 
 def finish(
@@ -175,11 +165,14 @@ def finish(
     member chip on the sky cell): their memberships are flipped like drawn ones, without a
     product, so the planner does not plan them forever.
     Raises :class:`JobLost` (after discarding the temporary files) if the job is not ours.
+    When it raises anything else after placing files, the stage (``tmp_path``'s directory)
+    keeps what :func:`mvmdb.process.staging.recover` needs: leave it for the next run.
     """
     failures = dict(failures or {})
+    pairs = [(Path(p.tmp_path), Path(p.final_path)) for p in products]
     try:
         with jobs.owned_transaction(engine, job) as conn:
-            _publish_files(products)
+            staging.place(pairs)
             for layer_id, member_ids in consumed:
                 flip_old(conn, layer_id, member_ids, job.generation)
             for p in products:
@@ -194,6 +187,7 @@ def finish(
     except JobLost as exc:
         discard(products)
         raise JobLost(f"{exc}; its products were discarded") from None
+    staging.committed(pairs)
     failpoints.hit("after_commit")
     for p in products:
         if p.replaces is not None and Path(p.replaces) != Path(p.final_path):

@@ -35,6 +35,7 @@ import sqlalchemy as sa
 
 from mvmdb.db import jobs
 from mvmdb.db.engine import make_engine
+from mvmdb.errors import MvmdbError
 from mvmdb.process import queue
 from mvmdb.process.direct import DIRECT_NOTE, busy_results, catalog_match, process_poller_direct
 from mvmdb.process.draw import DrawOptions
@@ -44,6 +45,23 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLL_INTERVAL = 5.0
 """Seconds an idle worker waits before asking the queue again."""
+FAST_FAILURES = 3
+"""Consecutive failed jobs after which a worker backs off (and checks its products directory)."""
+MAX_BACKOFF = 300.0
+"""Longest back-off pause, seconds."""
+
+
+def check_products_dir(products_dir: str | os.PathLike[str]) -> None:
+    """Make sure products can be written under ``products_dir`` (created if needed); else one-line MvmdbError."""
+    import tempfile
+
+    path = Path(products_dir)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+            pass
+    except OSError as exc:
+        raise MvmdbError(f"cannot write products in {path}: {exc.strerror or exc}") from None
 
 
 # --------------------------------------------------------------------------- settings, tasks
@@ -108,8 +126,29 @@ def dispose_task_engines() -> None:
         _ENGINES.popitem()[1].dispose()
 
 
+def failed_outcome(task: Task, exc: BaseException) -> TaskOutcome:
+    """The outcome of a task that raised: one failed result naming the task, with a one-line reason."""
+    from mvmdb.errors import one_line
+
+    what = task.poller or (f"job {task.job_id}" if task.job_id is not None else "task")
+    reason = one_line(exc) if isinstance(exc, MvmdbError) else f"{type(exc).__name__}: {one_line(exc)}"
+    return TaskOutcome(task, claimed=False, results=[LayerResult(what, None, "failed", reason)], job_id=task.job_id,
+                       note=reason)
+
+
 def run_task(settings: Settings, task: Task, worker: str | None = None) -> TaskOutcome:
-    """Run one task here (in whatever process the executor chose)."""
+    """Run one task here (in whatever process the executor chose).
+
+    A user's error in the task's input (a bad poller file: :class:`MvmdbError`) becomes a
+    failed outcome instead of an exception, so it travels back like any result.
+    """
+    try:
+        return _run_task(settings, task, worker)
+    except MvmdbError as exc:
+        return failed_outcome(task, exc)
+
+
+def _run_task(settings: Settings, task: Task, worker: str | None = None) -> TaskOutcome:
     engine = task_engine(settings.db_url)
     worker = worker or queue.worker_identity()
     products = Path(settings.products_dir)
@@ -210,6 +249,15 @@ def _warm_up(delay: float) -> int:
     return os.getpid()
 
 
+def _result(fut, task: Task) -> TaskOutcome:
+    """A future's outcome; a task that raised (or whose process died) becomes a failed outcome: no result is lost."""
+    try:
+        return fut.result()
+    except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' outcomes
+        log.warning("task %s failed: %s", task, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return failed_outcome(task, exc)
+
+
 class LocalExecutor(Executor):
     """A pool of ``n`` spawned processes, kept for the executor's lifetime."""
 
@@ -227,10 +275,10 @@ class LocalExecutor(Executor):
             fut.result()
 
     def run(self, settings, tasks):
-        futures = [self._pool.submit(run_task, settings, t) for t in tasks]
+        futures = {self._pool.submit(run_task, settings, t): t for t in tasks}
         try:
             for fut in as_completed(futures):
-                yield fut.result()
+                yield _result(fut, futures[fut])
         finally:
             for fut in futures:
                 fut.cancel()
@@ -260,9 +308,9 @@ class DaskExecutor(Executor):
     def run(self, settings, tasks):
         from distributed import as_completed as dask_completed
 
-        futures = [self._client.submit(run_task, settings, t, pure=False) for t in tasks]
-        for fut in dask_completed(futures):
-            yield fut.result()
+        futures = {self._client.submit(run_task, settings, t, pure=False): t for t in tasks}
+        for fut in dask_completed(list(futures)):
+            yield _result(fut, futures[fut])
 
     def close(self) -> None:
         self._client.close()
@@ -314,6 +362,7 @@ def run_queue(
     on another machine are left for the workers.
     """
     settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    check_products_dir(products_dir)  # before claiming anything
     own = isinstance(executor, str)
     ex = make_executor(executor, scheduler) if own else executor
     outcomes: list[TaskOutcome] = []
@@ -350,6 +399,7 @@ def run_pollers(
 ) -> list[TaskOutcome]:
     """Process poller files (``mvm process POLLER...``), one task per file; see :func:`process_poller`."""
     settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    check_products_dir(products_dir)
     tasks = [Task("poller", poller=str(Path(p).resolve())) for p in pollers]
     own = isinstance(executor, str)
     ex = make_executor(executor, scheduler) if own else executor
@@ -387,12 +437,18 @@ def run_worker(
     after that many seconds without a claimable job (``None``: run until SIGTERM/SIGINT).
     Stale running jobs are reaped every ``reap_interval`` seconds (default: a quarter of
     ``stale_after``). On SIGTERM or Ctrl-C the job in hand is given back to the queue.
+
+    A worker that cannot write its products directory stops before claiming (one-line
+    :class:`MvmdbError`). After :data:`FAST_FAILURES` consecutive failed jobs it checks the
+    directory again and pauses, doubling the pause up to :data:`MAX_BACKOFF` seconds, instead
+    of draining the queue.
     """
     settings = Settings.for_engine(engine, products_dir, **settings_kw)
+    check_products_dir(products_dir)
     worker = worker or queue.worker_identity()
     reap_every = reap_interval if reap_interval is not None else max(1.0, settings.stale_after / 4)
-    done = 0
-    last_work = last_reap = -float("inf")
+    done = failed_in_a_row = 0
+    last_reap = -float("inf")
     last_work = time.monotonic()
 
     def on_term(signum, frame):
@@ -420,6 +476,12 @@ def run_worker(
                     on_outcome(TaskOutcome(Task("any"), True, results, job.id, job.sky_cell_name))
                 if once:
                     break
+                failed_in_a_row = failed_in_a_row + 1 if results and all(r.status == "failed" for r in results) else 0
+                if failed_in_a_row >= FAST_FAILURES:
+                    check_products_dir(products_dir)
+                    pause = min(MAX_BACKOFF, max(poll_interval, 1.0) * 2 ** (failed_in_a_row - FAST_FAILURES))
+                    log.warning("worker %s: %d jobs failed in a row; pausing %.0f s", worker, failed_in_a_row, pause)
+                    time.sleep(pause)
                 continue
             if once or (idle_exit is not None and time.monotonic() - last_work >= idle_exit):
                 break

@@ -224,6 +224,10 @@ def point_index(ra_deg: ArrayLike, dec_deg: ArrayLike) -> NDArray[np.int64] | in
     return int(idx) if np.ndim(idx) == 0 else np.asarray(idx, dtype=np.int64)
 
 
+MIN_CONE_RADIUS_DEG = 1e-5
+"""Smallest cone radius given to healpy's ``query_disc`` (degrees; 36 mas)."""
+
+
 def cone_order(radius_deg: float) -> int:
     """An order whose pixels are about a quarter of the radius across (so a cone is ~200 pixels)."""
     if radius_deg <= 0:
@@ -236,12 +240,18 @@ def cone_ranges(ra_deg: float, dec_deg: float, radius_deg: float, order: int | N
     """Order-29 ranges ``(n, 2)`` of the pixels at ``order`` touching a cone (a superset).
 
     Centre and radius in degrees; ``order`` defaults to :func:`cone_order` of the radius.
-    ``ValueError`` unless the radius is a positive finite number.
+    ``ValueError`` unless the radius is a positive finite number and the centre finite.
+    Cones narrower than :data:`MIN_CONE_RADIUS_DEG` are covered as cones of that radius
+    (still a superset): healpy aborts the interpreter (an uncaught C++ ``PlanckError``)
+    for smaller ones at order 29.
     """
     import healpy as hp
 
     if not (radius_deg > 0 and math.isfinite(radius_deg)):
         raise ValueError("cone radius must be a positive number of degrees")
+    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg) and -90 <= dec_deg <= 90):
+        raise ValueError("cone centre must be a finite RA and a Dec in [-90, 90] degrees")
+    radius_deg = max(radius_deg, MIN_CONE_RADIUS_DEG)
     if order is None:
         order = cone_order(radius_deg)
     vec = _unit_vectors(ra_deg, dec_deg)

@@ -56,7 +56,7 @@ def _wait_for(marker_dir: Path, name: str, proc: subprocess.Popen, timeout: floa
 
 def _state(engine):
     with engine.connect() as conn:
-        job = conn.execute(sa.text("SELECT id, state, attempts, worker FROM job")).one()
+        job = conn.execute(sa.text("SELECT id, state, attempts, worker FROM job ORDER BY id DESC")).first()
         statuses = sorted(conn.execute(sa.text("SELECT status FROM layer_member")).scalars())
         products = conn.execute(sa.text("SELECT layer_id, path, checksum, size_bytes FROM product")).all()
     return job, statuses, products
@@ -163,3 +163,87 @@ def test_sigterm_gives_the_job_back(engine, db_url, tmp_path, one_cell):
     assert set(statuses) == {"NEW"} and rows == []
     names, hidden = _visible(products)
     assert names == [] and hidden == []  # its temporary files were removed on the way out
+
+
+def _make_stale(engine, seconds=600):
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE job SET heartbeat_at = now() - make_interval(secs => :s)"), {"s": seconds})
+
+
+def _consistent(engine, products: Path) -> None:
+    """Every catalogued product is on disk with the catalog's sha256; no hidden file is left."""
+    _, _, rows = _state(engine)
+    for r in rows:
+        assert hashlib.sha256(Path(r.path).read_bytes()).hexdigest() == r.checksum
+    names, hidden = _visible(products)
+    assert hidden == [] and sorted(names) == sorted(Path(r.path).name for r in rows)
+
+
+def test_a_stopped_worker_keeps_its_job(engine, db_url, tmp_path, one_cell):
+    """A live owner frozen (SIGSTOP) far beyond stale-after keeps its job: no reap, no attempt, no second drawer."""
+    products = tmp_path / "products"
+    markers = tmp_path / "markers"
+    proc = _worker(db_url, products, "--once", env={"MVMDB_FAILPOINT": "mid_drizzle:sleep", "MVMDB_FAILPOINT_SLEEP": "10",
+                                                    "MVMDB_FAILPOINT_DIR": str(markers)})
+    try:
+        _wait_for(markers, "mid_drizzle", proc)
+        os.kill(proc.pid, signal.SIGSTOP)
+        _make_stale(engine)  # its heartbeat is 10 minutes old: to a heartbeat-only reaper it is dead
+        assert not jobs.reap(engine, stale_after=STALE_AFTER, max_attempts=1)
+        assert run.run_worker(engine, products, once=True, stale_after=STALE_AFTER) == 0  # nothing to steal
+        job, _, _ = _state(engine)
+        assert job.state == "running" and job.attempts == 0
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+    out, err = proc.communicate(timeout=WAIT)
+    assert proc.returncode == 0, err
+    assert {json.loads(line)["status"] for line in out.splitlines()} == {"done"}
+    job, statuses, rows = _state(engine)
+    assert job.state == "done" and job.attempts == 0 and set(statuses) == {"OLD"} and len(rows) == 2
+    _consistent(engine, products)
+
+
+def test_crash_before_commit_of_a_redraw_keeps_catalog_and_files_in_agreement(engine, db_url, tmp_path, one_cell):
+    """A redraw killed between placing its files and COMMIT: the old files come back, then the layer is redrawn."""
+    products = tmp_path / "products"
+    assert run.run_worker(engine, products, once=True) == 1
+    _consistent(engine, products)
+    with engine.begin() as conn:  # every layer needs a redraw
+        conn.execute(sa.text("UPDATE layer_member SET status = 'NEW'"))
+    jobs.enqueue(engine, _sky_cell_id(engine))
+    markers = tmp_path / "markers"
+    proc = _worker(db_url, products, "--once",
+                   env={"MVMDB_FAILPOINT": "before_commit:sleep", "MVMDB_FAILPOINT_DIR": str(markers)})
+    try:
+        _wait_for(markers, "before_commit", proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+    from mvmdb.process import staging
+
+    assert staging.recover(engine, products / one_cell.name) == 1  # the dead owner's stage: undone, removed
+    _consistent(engine, products)
+    _make_stale(engine)
+    assert jobs.reap(engine, stale_after=STALE_AFTER).requeued
+    assert run.run_worker(engine, products, once=True, stale_after=STALE_AFTER) == 1
+    job, statuses, _ = _state(engine)
+    assert job.state == "done" and set(statuses) == {"OLD"}
+    _consistent(engine, products)
+
+
+def _sky_cell_id(engine) -> int:
+    with engine.connect() as conn:
+        return conn.execute(sa.text("SELECT DISTINCT sky_cell_id FROM job")).scalar_one()
+
+
+def test_a_local_write_error_gives_the_job_back(engine, tmp_path, one_cell):
+    """The sky cell's product directory cannot be made (a file is in the way): the job is released, not failed."""
+    products = tmp_path / "products"
+    products.mkdir()
+    (products / one_cell.name).write_text("in the way")
+    outcomes = []
+    assert run.run_worker(engine, products, once=True, on_outcome=outcomes.append) == 1
+    assert {r.status for o in outcomes for r in o.results} == {"failed"}
+    assert "given back to the queue" in outcomes[0].results[0].reason
+    job, statuses, rows = _state(engine)
+    assert job.state == "queued" and job.attempts == 0 and set(statuses) == {"NEW"} and rows == []

@@ -156,18 +156,36 @@ def _make_stale(engine, job_id, seconds=600):
         )
 
 
+def _dies(engine, job, seconds=600):
+    """The owner of ``job`` dies: its lease goes, its heartbeat gets stale."""
+    job.release_lease()
+    _make_stale(engine, job.id, seconds)
+
+
+def test_a_live_owner_is_never_reaped(engine, cells):
+    sids, job_ids = cells
+    job = queue.claim(engine, "w1", job_id=job_ids[0])
+    assert job.lease is not None
+    _make_stale(engine, job.id)  # a starved owner: heartbeat long stale, lease held
+    assert not jobs.reap(engine, stale_after=60, max_attempts=1)
+    assert _state(engine, job.id).state == "running" and jobs.heartbeat(engine, job)
+    job.release_lease()  # the owner is gone
+    _make_stale(engine, job.id)
+    assert jobs.reap(engine, stale_after=60).requeued == [job.id]
+
+
 def test_reap_requeues_then_fails(engine, cells):
     sids, job_ids = cells
     job = queue.claim(engine, "w1", job_id=job_ids[0])
     assert not jobs.reap(engine, stale_after=60)  # fresh heartbeat: untouched
-    _make_stale(engine, job.id)
+    _dies(engine, job)
     res = jobs.reap(engine, stale_after=60, max_attempts=2)
     assert res.requeued == [job.id]
     row = _state(engine, job.id)
     assert row.state == "queued" and row.attempts == 1 and row.worker is None and "w1" in row.reason
     assert not jobs.heartbeat(engine, job)  # the old holder lost it
     again = queue.claim(engine, "w2", job_id=job_ids[0])
-    _make_stale(engine, again.id)
+    _dies(engine, again)
     res = jobs.reap(engine, stale_after=60, max_attempts=2)
     assert res.failed == [job.id]
     row = _state(engine, job.id)
@@ -180,7 +198,7 @@ def test_reap_merges_into_queued_job(engine, cells):
     with engine.begin() as conn:
         add_member(conn, sids[0], "j96a01bq")
     newer = jobs.enqueue(engine, sids[0])
-    _make_stale(engine, job.id)
+    _dies(engine, job)
     res = jobs.reap(engine, stale_after=60)
     assert res.merged == {job.id: newer}
     with engine.connect() as conn:
@@ -193,7 +211,7 @@ def test_reap_merges_into_queued_job(engine, cells):
 def test_reap_skips_a_job_being_finished(engine, cells):
     sids, job_ids = cells
     job = queue.claim(engine, "w1", job_id=job_ids[0])
-    _make_stale(engine, job.id)
+    _dies(engine, job)
     with engine.connect() as conn, conn.begin():
         conn.execute(sa.select(Job.id).where(Job.id == job.id).with_for_update())
         assert not jobs.reap(engine, stale_after=60)
@@ -232,7 +250,7 @@ def test_finish_publishes_products_and_flips_only_covered_members(engine, cells,
 def test_finish_refuses_a_lost_job_and_discards(engine, cells, tmp_path):
     sids, job_ids = cells
     job = queue.claim(engine, "w1", job_id=job_ids[0])
-    _make_stale(engine, job.id)
+    _dies(engine, job)
     jobs.reap(engine, stale_after=60)
     tmp = tmp_path / ".y.tmp-1"
     tmp.write_bytes(b"x")
