@@ -587,14 +587,7 @@ def write_product(
             w.write(_seal(_primary_header(primary), 0))
             _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows, patches)
             _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows, patches)
-            if ctx is None:
-                w.write(_seal(_image_header("CTX", np.int32, (), [extra_headers.get("CTX")]), 0))
-            else:
-                c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
-                chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
-                chdu.header["EXTVER"] = 1
-                _append(chdu.header, wcs_cards + _cards(extra_headers.get("CTX")))
-                w.write(_hdu_bytes(chdu))
+            w.write(_ctx_bytes(ctx, wcs_cards, extra_headers.get("CTX")))
             w.write(_hdrtab_bytes(list(hdrtab or [])))
             _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, patches)
             f.flush()
@@ -606,9 +599,26 @@ def write_product(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_directory(directory)
+    return ProductFile(path=path, sha256=digest, size=size)
+
+
+def _ctx_bytes(ctx, wcs_cards, extra) -> bytes:
+    """The CTX extension: the archive's empty one for ``ctx=None``, else the context planes
+    RICE-compressed (loaded into memory) with the WCS cards; checksummed either way."""
+    if ctx is None:
+        return _seal(_image_header("CTX", np.int32, (), [extra]), 0)
+    c = np.asarray(ctx.read() if hasattr(ctx, "read") else ctx, dtype=np.int32)
+    chdu = fits.CompImageHDU(data=c, compression_type="RICE_1", name="CTX")
+    chdu.header["EXTVER"] = 1
+    _append(chdu.header, wcs_cards + _cards(extra))
+    return _hdu_bytes(chdu)
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename in ``directory`` durable."""
     dfd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(dfd)
     finally:
         os.close(dfd)
-    return ProductFile(path=path, sha256=digest, size=size)

@@ -510,27 +510,18 @@ def drizzle_layer(
 
     prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
     if prefilled:
-        out = LayerArrays(
-            sci=np.full((ny, nx), np.nan, dtype=np.float32),
-            wht=np.zeros((ny, nx), dtype=np.float32),
-            nexp=np.zeros((ny, nx), dtype=np.int16),
-            ctx=np.zeros((n_planes, ny, nx), dtype=np.int32) if context else None,
-            total_exptime=0.0,
-        )
-
-    scratch = _Scratch()
+        out = _empty_layer_arrays((ny, nx), n_planes, context)
     n_tiles = 0
+    scratch = _Scratch()
     for bounds in _tiles((ny, nx), tile_shape):
         n_tiles += 1
         jobs, halo = _tile_jobs(plans, bounds)
         max_halo = max(max_halo, halo)
         if not jobs and prefilled:
             continue
-        if not jobs:
-            tile = _empty_tile(bounds, n_planes, context)
-        else:
-            tile = _drizzle_tile(plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac,
-                                 n_planes=n_planes, context=context, scratch=scratch, seconds=seconds)
+        tile = _empty_tile(bounds, n_planes, context) if not jobs else _drizzle_tile(
+            plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
+            context=context, scratch=scratch, seconds=seconds)
         if sink is not None:
             sink(tile)
         if out is not None:
@@ -543,6 +534,17 @@ def drizzle_layer(
         return LayerArrays(out.sci, out.wht, out.nexp, out.ctx if context else None, total, reports,
                            n_tiles, max_halo, seconds)
     return LayerArrays(None, None, None, None, total, reports, n_tiles, max_halo, seconds)
+
+
+def _empty_layer_arrays(shape: tuple[int, int], n_planes: int, context: bool) -> LayerArrays:
+    """Output arrays of a layer before drizzling: SCI NaN, WHT/NEXP/CTX zero."""
+    return LayerArrays(
+        sci=np.full(shape, np.nan, dtype=np.float32),
+        wht=np.zeros(shape, dtype=np.float32),
+        nexp=np.zeros(shape, dtype=np.int16),
+        ctx=np.zeros((n_planes, *shape), dtype=np.int32) if context else None,
+        total_exptime=0.0,
+    )
 
 
 def _tile_jobs(plans: Sequence[_InputMap], bounds: tuple[int, int, int, int]) -> tuple[list, int]:
