@@ -56,8 +56,8 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort):
             raise
-        except click.ClickException as exc:  # usage errors too: one line, click's exit status (2 for usage)
-            _fail(ctx, exc.format_message(), exc.exit_code)
+        except click.ClickException as exc:  # usage errors too: one line, exit 1 (2 means a partial batch)
+            _fail(ctx, exc.format_message(), 1)
         except Exception as exc:  # noqa: BLE001 - what a user can cause becomes one line; the rest is re-raised
             message = user_error(exc)
             if message is None:

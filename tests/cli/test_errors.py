@@ -48,7 +48,7 @@ def one_line_error(result, code: int = 1) -> str:
     ["--ra", "1", "--dec", "1", "--radius", "-1"],
 ])
 def test_coverage_rejects_non_finite_positions(db_url, args):
-    assert "Invalid value" in one_line_error(mvm(db_url, "coverage", *args), code=2)  # a usage error
+    assert "Invalid value" in one_line_error(mvm(db_url, "coverage", *args), code=1)  # a usage error: one line, exit 1
 
 
 def test_coverage_tiny_cone_is_answered_not_aborted(db_url):
@@ -76,7 +76,7 @@ def test_bad_database_url():
 
 def test_skycell_errors_say_mvm_error():
     result = CliRunner().invoke(cli, ["skycell"], catch_exceptions=False)
-    one_line_error(result, code=2)
+    one_line_error(result, code=1)
 
 
 def _corrupted(tmp_path: Path) -> list[Path]:

@@ -73,7 +73,7 @@ def test_preview_errors_are_one_line(drawn, tmp_path):
     unknown = mvm(url, "preview", "skycell-p0001x01y01", "--out", str(tmp_path / "x"))
     assert unknown.exit_code == 1 and "no products in the catalog for skycell-p0001x01y01" in unknown.output
     garbage = mvm(url, "preview", "not-a-cell", "--out", str(tmp_path / "x"))
-    assert garbage.exit_code == 2 and "neither a product file nor a sky cell name" in garbage.output
+    assert garbage.exit_code == 1 and "neither a product file nor a sky cell name" in garbage.output
     other = tmp_path / "notes_drz.fits"
     other.write_bytes(b"not FITS at all" * 100)
     bad = mvm(url, "preview", str(other), "--out", str(tmp_path / "x"))

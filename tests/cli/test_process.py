@@ -106,4 +106,4 @@ def test_usage_errors(db_url, tmp_path, args, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.out").write_text("")
     result = mvm(db_url, "process", *args)
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
