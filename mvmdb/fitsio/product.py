@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product"]
+__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product", "fsync_directory"]
 
 BLOCK = 2880
 
@@ -599,7 +599,7 @@ def write_product(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
     return ProductFile(path=path, sha256=digest, size=size)
 
 
@@ -615,7 +615,7 @@ def _ctx_bytes(ctx, wcs_cards, extra) -> bytes:
     return _hdu_bytes(chdu)
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     """Make a rename in ``directory`` durable."""
     dfd = os.open(directory, os.O_RDONLY)
     try:

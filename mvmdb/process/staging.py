@@ -38,6 +38,7 @@ import sqlalchemy as sa
 
 from mvmdb.db.jobs import owner_alive
 from mvmdb.db.products import checksums_by_path
+from mvmdb.fitsio.product import fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ def new_stage(target: Path, tag: str) -> Path:
     return stage
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def place(pairs: Sequence[tuple[Path, Path]]) -> None:
     """Rename each staged ``(tmp, final)`` onto ``final``, keeping the old finals in the stage (steps 1-3)."""
     if not pairs:
@@ -73,7 +66,7 @@ def place(pairs: Sequence[tuple[Path, Path]]) -> None:
             json.dump(mine, fh)
             fh.flush()
             os.fsync(fh.fileno())
-        _fsync_dir(stage)
+        fsync_directory(stage)
     dirs = set(stages)
     for tmp, final in pairs:
         final = Path(final)
@@ -84,7 +77,7 @@ def place(pairs: Sequence[tuple[Path, Path]]) -> None:
         os.replace(tmp, final)
         dirs.add(final.parent)
     for d in dirs:
-        _fsync_dir(d)
+        fsync_directory(d)
 
 
 def committed(pairs: Sequence[tuple[Path, Path]]) -> None:
@@ -129,7 +122,7 @@ def _undo(engine: sa.Engine, stage: Path) -> None:
             final.unlink()
             log.warning("removed %s: placed by a worker that died before COMMIT", final)
     for d in {f.parent for f in finals}:
-        _fsync_dir(d)
+        fsync_directory(d)
 
 
 def recover(engine: sa.Engine, target: Path) -> int:
