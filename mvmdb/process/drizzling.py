@@ -505,27 +505,14 @@ def drizzle_layer(
     tile_shape = (int(tile_shape[0]), int(tile_shape[1]))
     plans = [_plan_input(inp, out_wcs, tile_shape, pixmap_tol) for inp in inputs]
     n_planes = max(1, (len(plans) + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
-    max_halo = 0
     seconds = {"plan": time.perf_counter() - t_start, "prepare": 0.0, "drizzle": 0.0}
 
     prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
     if prefilled:
         out = _empty_layer_arrays((ny, nx), n_planes, context)
-    n_tiles = 0
-    scratch = _Scratch()
-    for bounds in _tiles((ny, nx), tile_shape):
-        n_tiles += 1
-        jobs, halo = _tile_jobs(plans, bounds)
-        max_halo = max(max_halo, halo)
-        if not jobs and prefilled:
-            continue
-        tile = _empty_tile(bounds, n_planes, context) if not jobs else _drizzle_tile(
-            plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
-            context=context, scratch=scratch, seconds=seconds)
-        if sink is not None:
-            sink(tile)
-        if out is not None:
-            _store_tile(out, tile, context)
+    n_tiles, max_halo = _drizzle_tiles(plans, (ny, nx), tile_shape, out=out, sink=sink, skip_empty=prefilled,
+                                       bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
+                                       context=context, seconds=seconds)
 
     total = float(sum(p.inp.exptime for p in plans))
     seconds["total"] = time.perf_counter() - t_start
@@ -534,6 +521,30 @@ def drizzle_layer(
         return LayerArrays(out.sci, out.wht, out.nexp, out.ctx if context else None, total, reports,
                            n_tiles, max_halo, seconds)
     return LayerArrays(None, None, None, None, total, reports, n_tiles, max_halo, seconds)
+
+
+def _drizzle_tiles(plans: Sequence[_InputMap], shape: tuple[int, int], tile_shape: tuple[int, int], *,
+                   out: LayerArrays | None, sink, skip_empty: bool, bits: int, kernel: str, pixfrac: float,
+                   n_planes: int, context: bool, seconds: dict[str, float]) -> tuple[int, int]:
+    """Drizzle the output tile by tile (row-major), handing each finished tile to ``sink`` and/or
+    storing it in ``out``; tiles no input reaches are skipped when ``skip_empty`` (``out`` already
+    holds empty values). Returns (number of tiles, largest halo in output px)."""
+    n_tiles = max_halo = 0
+    scratch = _Scratch()
+    for bounds in _tiles(shape, tile_shape):
+        n_tiles += 1
+        jobs, halo = _tile_jobs(plans, bounds)
+        max_halo = max(max_halo, halo)
+        if not jobs and skip_empty:
+            continue
+        tile = _empty_tile(bounds, n_planes, context) if not jobs else _drizzle_tile(
+            plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
+            context=context, scratch=scratch, seconds=seconds)
+        if sink is not None:
+            sink(tile)
+        if out is not None:
+            _store_tile(out, tile, context)
+    return n_tiles, max_halo
 
 
 def _empty_layer_arrays(shape: tuple[int, int], n_planes: int, context: bool) -> LayerArrays:
