@@ -29,7 +29,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product", "fsync_directory"]
+__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product", "fsync_directory", "sha256_of"]
 
 BLOCK = 2880
 
@@ -439,10 +439,10 @@ def _seal(head: bytes, datasum: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing
-class _HashingWriter:
+class _SummingWriter:
     """Writes, counts bytes and, between :meth:`begin_data` and :meth:`end_data`, sums the data unit.
 
-    The SHA-256 of the file is computed at the end (:func:`_sha256_of`), after the image
+    The SHA-256 of the file is computed at the end (:func:`sha256_of`), after the image
     headers were rewritten with their CHECKSUM/DATASUM.
     """
 
@@ -495,7 +495,7 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
             yield flat[y0:y0 + nrows]
 
 
-def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int,
+def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, block_rows: int,
                  patches: list) -> None:
     """Stream one image HDU; its header gets CHECKSUM/DATASUM later (``patches``: offset, header, datasum)."""
     shape, _ = _source_shape_dtype(src)
@@ -518,7 +518,8 @@ def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, bloc
     w.pad()
 
 
-def _sha256_of(f) -> str:
+def sha256_of(f) -> str:
+    """SHA-256 (hex) of an open binary file, read from its start."""
     f.seek(0)
     h = hashlib.sha256()
     for block in iter(lambda: f.read(1 << 22), b""):
@@ -582,7 +583,7 @@ def write_product(
     try:
         with os.fdopen(fd, "w+b", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
-            w = _HashingWriter(f)
+            w = _SummingWriter(f)
             patches: list = []
             w.write(_seal(_primary_header(primary), 0))
             _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows, patches)
@@ -593,7 +594,7 @@ def write_product(
             f.flush()
             for offset, header, datasum in patches:
                 os.pwrite(f.fileno(), _seal(header, datasum), offset)
-            digest, size = _sha256_of(f), w.size
+            digest, size = sha256_of(f), w.size
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

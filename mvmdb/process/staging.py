@@ -24,7 +24,6 @@ catalog and the files agree, and the layer (still NEW) is drawn again by the job
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -38,7 +37,7 @@ import sqlalchemy as sa
 
 from mvmdb.db.jobs import owner_alive
 from mvmdb.db.products import checksums_by_path
-from mvmdb.fitsio.product import fsync_directory
+from mvmdb.fitsio.product import fsync_directory, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -99,11 +98,8 @@ def needs_recovery(stage: Path) -> bool:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return sha256_of(fh)
 
 
 def _undo(engine: sa.Engine, stage: Path) -> None:
