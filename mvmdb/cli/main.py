@@ -51,6 +51,13 @@ class LazyGroup(click.Group):
         module, attr = target.split(":")
         return getattr(importlib.import_module(module), attr)
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # a bad top-level option (``mvm --db`` without a URL): one line, exit 1
+            _fail(ctx, exc.format_message(), 1)
+            raise  # not reached: _fail exits
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)

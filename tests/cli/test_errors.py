@@ -164,3 +164,14 @@ def test_database_lost_mid_run_is_one_line(db_url, engine, db_factory, tmp_path)
              and " ERROR " not in ln]
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("mvm: error: lost the connection to the database"), err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--db"], "Option '--db' requires an argument"),
+    (["--no-such-option"], "No such option '--no-such-option'"),
+    (["no-such-command"], "No such command 'no-such-command'"),
+])
+def test_top_level_usage_errors_are_one_line(args, message):
+    """Bad options of ``mvm`` itself read like every other user error: one line, exit 1."""
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert message in one_line_error(result)
