@@ -100,6 +100,15 @@ class HeaderError(ValueError):
 # --------------------------------------------------------------------------- raw headers
 
 _INT_RE = re.compile(r"^[+-]?\d+$")
+_NON_PRINTABLE = {c: "\ufffd" for c in (*range(32), 127)}
+"""FITS cards hold ASCII 32-126; any other byte reads as U+FFFD (the bytes outside ASCII via
+``decode(..., "replace")``, the control bytes, NUL included, by this table), so a corrupted
+string value is kept visibly damaged instead of reaching PostgreSQL, whose text refuses NUL."""
+
+
+def _card_text(card: bytes) -> str:
+    """An 80-byte card as text, every byte outside ASCII 32-126 replaced by U+FFFD."""
+    return card.decode("ascii", "replace").translate(_NON_PRINTABLE)
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([EeDd][+-]?\d+)?$")
 
 
@@ -112,7 +121,7 @@ def parse_card_value(card: bytes) -> Any:
     astropy cannot parse either gives None. Equal to ``fits.Header(...)[key]`` on valid cards
     (tested against astropy on the real headers), without astropy's per-card overhead.
     """
-    field_ = card[10:80].decode("ascii", "replace")
+    field_ = _card_text(card[10:80])
     text = field_.lstrip()
     if text.startswith("'"):
         i, out = 1, []
@@ -147,7 +156,7 @@ def _astropy_value(card: bytes) -> Any:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = fits.Card.fromstring(card.decode("ascii", "replace")).value
+            value = fits.Card.fromstring(_card_text(card)).value
     except Exception:
         return None
     if isinstance(value, (bool, int, float, str, complex)):

@@ -77,11 +77,36 @@ def open_exposure(path: str, handles: list) -> ExposureArrays:
         raise InputError(path, f"unreadable FITS file ({exc})") from None
     handles.append(hdul)
     try:
-        return _exposure(path, hdul)
+        try:
+            return _exposure(path, hdul)
+        except (ValueError, fits.VerifyError):
+            if not _mend_headers(hdul):
+                raise
+            return _exposure(path, hdul)
     except InputError:
         raise
     except Exception as exc:
         raise InputError(path, f"unreadable ({type(exc).__name__}: {exc})") from None
+
+
+def _mend_headers(hdul: fits.HDUList) -> int:
+    """Replace bytes outside ASCII 32-126 in the cards of every header by ``?``; the number of cards mended.
+
+    astropy refuses such a card's value (a NUL in TARGNAME, say) wherever it is read; the
+    catalog reads the same bytes as U+FFFD (:func:`mvmdb.fitsio.exposure.parse_card_value`),
+    which a FITS header cannot hold, hence ``?`` in what is drizzled and blended.
+    """
+    mended = 0
+    for hdu in hdul:
+        header = hdu.header
+        for i, card in enumerate(header.cards):
+            image = card._image or ""  # the card as read; the public .image re-verifies and raises
+            if image.isascii() and image.isprintable():
+                continue
+            fixed = fits.Card.fromstring("".join(c if " " <= c <= "~" else "?" for c in image))
+            header[i] = (fixed.value, fixed.comment)
+            mended += 1
+    return mended
 
 
 def _exposure(path: str, hdul: fits.HDUList) -> ExposureArrays:

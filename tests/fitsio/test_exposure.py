@@ -68,6 +68,20 @@ def test_parse_card_value(card, value):
     assert parse_card_value(card.ljust(80).encode()) == value
 
 
+@pytest.mark.parametrize(
+    ("card", "value"),
+    [
+        (b"TARGNAME= 'WF\x003-ERS'", "WF\ufffd3-ERS"),  # a NUL, which PostgreSQL text refuses
+        (b"TARGNAME= 'A\tB\x7f'", "A\ufffdB\ufffd"),
+        (b"TARGNAME= 'caf\xc3\xa9'", "caf\ufffd\ufffd"),  # not ASCII at all
+        (b"A       = (1.0, \x002.0)", None),  # astropy's parser gets the cleaned card too
+    ],
+)
+def test_non_printable_bytes_read_as_replacement_characters(card, value):
+    """FITS cards are ASCII 32-126: any other byte of a damaged header reads as U+FFFD, never as NUL."""
+    assert parse_card_value(card.ljust(80)) == value
+
+
 def test_read_real_files_structure():
     exp = read_exposure_file(WFC)
     assert [v for v, _ in exp.sci] == [1, 2]

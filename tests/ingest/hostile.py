@@ -13,7 +13,8 @@ is made valid with its pipeline name); FILTER ``F125W/X`` and ACS FILTER1 ``F606
 name that is not UTF-8; a path of ~3 kB (valid: catalogued) and one longer than the system
 opens (an error from the directory scan); a FIFO, a socket (and a device when allowed)
 named like exposures; a list file with a 2 MB line; an unreadable directory (only when
-not root: root reads it anyway); EXTVER 40000 and 2**40.
+not root: root reads it anyway); EXTVER 40000 and 2**40; a NUL byte in TARGNAME (valid:
+catalogued, read as U+FFFD).
 """
 
 from __future__ import annotations
@@ -137,6 +138,13 @@ def build(root: Path) -> Corpus:
         c.errors[str(scan / "special" / "z_flt.fits")] = "not a regular file (a device)"
     except PermissionError:
         pass
+
+    # --- a NUL byte inside a header string (PostgreSQL text refuses NUL): catalogued, the byte read as U+FFFD
+    nul = bad("ibh901c4q_flt.fits", primary={"ROOTNAME": "ibh901c4q", "TARGNAME": "NULTARGET"})
+    data = bytearray(nul.read_bytes())
+    data[data.index(b"'NULTARGET") + 4] = 0
+    nul.write_bytes(bytes(data))
+    c.good.append(str(nul))
 
     # --- a ~3 kB path is fine (catalogued); one past PATH_MAX is an error of the scan
     deep = _nested(scan / "long", 3000)
