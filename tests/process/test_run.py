@@ -194,3 +194,26 @@ def test_flc_member_turns_the_layer_into_drc_and_replaces_the_drz(engine, tmp_pa
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT path FROM product")).scalar_one() == r2.product
         assert set(conn.execute(sa.text("SELECT status FROM layer_member")).scalars()) == {"OLD"}
+
+
+def test_run_worker_backs_off_after_failures_in_a_row(engine, tmp_path, monkeypatch):
+    """After FAST_FAILURES failed jobs in a row the worker pauses 1, 2, 4 ... s (capped), not draining the queue."""
+    cells = tiny_cells(tmp_path / "in", run.FAST_FAILURES + 3)
+    ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    for _, path in cells:
+        Path(path).unlink()  # every layer of every job now fails: its input is gone
+    pauses: list[float] = []
+    real_sleep = run.time.sleep
+
+    def sleep(seconds: float) -> None:  # record the back-off pauses without waiting; idle polls really wait
+        if seconds >= 1.0:
+            pauses.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(run.time, "sleep", sleep)
+    monkeypatch.setattr(run, "MAX_BACKOFF", 3.0)
+    drawn = run.run_worker(engine, tmp_path / "products", idle_exit=0.3, poll_interval=0.05, max_attempts=1)
+    assert drawn == len(cells)
+    assert pauses == [1.0, 2.0, 3.0, 3.0]  # failures 3, 4, 5, 6 in a row; 2 ** 2 = 4 capped at MAX_BACKOFF
+    assert {j.state for j in _jobs(engine)} == {"failed"}
