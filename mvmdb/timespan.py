@@ -84,13 +84,17 @@ def mjd_interval(start: str | None, end: str | None, *, now: dt.datetime | None 
     """The closed interval ``(mjd_from, mjd_to)`` of a ``--from``/``--to`` pair of texts.
 
     A missing start is MJD 0, a missing end is ``now`` (default: the current UTC time).
-    ``ValueError`` when a text is unreadable or the start is after the end.
+    ``ValueError`` when a text is unreadable or the start is after the end; a year or date
+    as the end must also end after the start (``--from 2013 --to 2012`` is an error, not
+    the instant 2013-01-01T00:00).
     """
     t1 = 0.0 if start is None else parse_instant(start)
     if end is None:
         t2 = mjd_from_datetime(now or dt.datetime.now(dt.timezone.utc))
+        whole = False
     else:
         t2 = parse_instant(end, end=True)
-    if t1 > t2:
+        whole = t2 != parse_instant(end)  # a year or a date: it ends at the next one's first instant
+    if t1 > t2 or (whole and t1 >= t2):
         raise ValueError(f"the start {start or 'MJD 0'} (MJD {t1:.6f}) is after the end {end or 'now'} (MJD {t2:.6f})")
     return t1, t2

@@ -37,8 +37,11 @@ def test_intervals():
     assert mjd_interval("2020-01-01", None, now=now) == (parse_instant("2020-01-01"), mjd_from_datetime(now))
     assert mjd_interval(None, "55000", now=now) == (0.0, 55000.0)
     assert mjd_interval("55000.5", "55000.5") == (55000.5, 55000.5)  # an instant
-    with pytest.raises(ValueError, match="after the end"):
-        mjd_interval("2012-01-02", "2011-12-31")
+    assert mjd_interval("2011-03-14T12:00", "2011-03-14")[1] == parse_instant("2011-03-15")  # the day's rest
+    for start, end in [("2012-01-02", "2011-12-31"), ("2012-01-01", "2011-12-31"), ("2013", "2012"),
+                       ("55000.5", "55000.4"), ("2011-03-15", "2011-03-14")]:
+        with pytest.raises(ValueError, match="after the end"):
+            mjd_interval(start, end)
 
 
 @pytest.mark.parametrize("text", ["", "yesterday", "2011-02-30", "20111301", "nan", "inf", "-5", "2011-03-14T25:00"])
