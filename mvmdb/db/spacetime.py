@@ -84,8 +84,8 @@ def range_chunks(conn: sa.Connection, *, space_order: int = MAX_ORDER, filter: s
     stays at one chunk whatever the catalog size. ``filter``: only that filter (case-insensitive).
     """
     params = {"shift": order_shift(space_order), "filter": _filter(filter)}
-    result = conn.execution_options(stream_results=True, yield_per=chunk_rows).execute(sa.text(_RANGES), params)
-    for rows in result.partitions():
+    result = conn.execution_options(stream_results=True).execute(sa.text(_RANGES), params)
+    for rows in result.partitions(chunk_rows):
         table = np.fromiter(map(tuple, rows), dtype=_CHUNK_DTYPE, count=len(rows))
         yield RangeChunk(table["id"], np.column_stack([table["lo"], table["hi"]]), table["t1"], table["t2"])
 
