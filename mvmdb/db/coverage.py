@@ -231,6 +231,12 @@ def coverage_ranges(engine: sa.Engine, *, filter: str | None = None) -> NDArray[
     return as_ranges(rows)
 
 
+WIDENED = ("int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int), "
+           "(((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))")
+"""SQL: the range ``chip_hpx AS h``'s ``hpx`` widened to whole pixels of an order (``:shift`` =
+:func:`mvmdb.sky.healpix.order_shift` of it), still as order-29 indices."""
+
+
 def exposure_ranges(
     engine: sa.Engine, nside: int, *, filter: str | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
@@ -245,8 +251,7 @@ def exposure_ranges(
         SELECT x.exposure_id, x.exptime, lower(r) AS lo, upper(r) AS hi
         FROM (
             SELECT e.id AS exposure_id, e.exptime,
-                   range_agg(int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int),
-                                       (((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))) AS covered
+                   range_agg({WIDENED}) AS covered
             FROM chip_hpx AS h
             JOIN chip AS c ON c.id = h.chip_id
             JOIN exposure AS e ON e.id = c.exposure_id

@@ -21,13 +21,14 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from mvmdb.db.coverage import USABLE, Row, exposures_at, exposures_in_cone
+from mvmdb.db.coverage import _FILTER as _FILTER_ON
+from mvmdb.db.coverage import USABLE, WIDENED, Row, _filter, exposures_at, exposures_in_cone
 from mvmdb.sky.healpix import MAX_ORDER, order_shift
 
 __all__ = ["CHUNK_ROWS", "RangeChunk", "SpanSummary", "range_chunks", "span_summary", "exposures_seen_between"]
 
 _TIMED = "e.expstart IS NOT NULL AND e.expend IS NOT NULL"
-_FILTER = "(CAST(:filter AS text) IS NULL OR e.filter = CAST(:filter AS text))"
+_FILTER = _FILTER_ON.format(column="e.filter")
 
 CHUNK_ROWS = 200_000
 """Rows per chunk of :func:`range_chunks` (each 40 bytes in numpy)."""
@@ -52,16 +53,11 @@ class SpanSummary(NamedTuple):
     last_mjd: float | None
 
 
-def _filter(value: str | None) -> str | None:
-    return value.strip().lower() if value else None
-
-
 _RANGES = f"""
 SELECT x.exposure_id, lower(r) AS lo, upper(r) AS hi, x.expstart, x.expend
 FROM (
     SELECT e.id AS exposure_id, e.expstart, e.expend,
-           range_agg(int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int),
-                               (((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))) AS covered
+           range_agg({WIDENED}) AS covered
     FROM chip_hpx AS h
     JOIN chip AS c ON c.id = h.chip_id
     JOIN exposure AS e ON e.id = c.exposure_id
@@ -79,7 +75,7 @@ def range_chunks(conn: sa.Connection, *, space_order: int = MAX_ORDER, filter: s
     """The usable timed exposures' chip cover, per exposure, streamed in chunks of ``chunk_rows`` rows.
 
     Each exposure's chips are merged into one set of order-29 ranges widened to whole cells of
-    HEALPix ``space_order`` (0-29; at or below the catalog's order 13 nothing is lost), by
+    HEALPix ``space_order`` (0-29; from the catalog's order 13 up nothing changes), by
     exposure id then ``lo``. An exposure may straddle two chunks. Server-side cursor: memory
     stays at one chunk whatever the catalog size. ``filter``: only that filter (case-insensitive).
     """
