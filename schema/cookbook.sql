@@ -52,6 +52,17 @@ JOIN exposure AS e ON e.id = c.exposure_id
 WHERE e.excluded_reason IS NULL
 ORDER BY e.id;
 
+-- name: exposures-at-pixel-between
+-- What HST saw at :pixel (as exposures-at-pixel) between MJD :mjd_from and :mjd_to (UTC, closed): usable, not excluded by the operator or mvm qa.
+SELECT DISTINCT e.id, e.ipppssoot, e.instrument, e.detector, e.filter, e.exptime, e.expstart, e.expend
+FROM chip_hpx AS h
+JOIN chip AS c ON c.id = h.chip_id
+JOIN exposure AS e ON e.id = c.exposure_id
+WHERE h.hpx @> CAST(:pixel AS bigint) AND e.excluded_reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
+  AND e.expstart <= CAST(:mjd_to AS float8) AND e.expend >= CAST(:mjd_from AS float8)
+ORDER BY e.id;
+
 -- name: area-in-both-filters
 -- Sky area (deg²) observed in both :filter_a and :filter_b: the intersection of their HEALPix unions.
 WITH covered AS (

@@ -16,7 +16,8 @@ import click
 from mvmdb.cli.context import echo_json, engine
 from mvmdb.cli.options import json_option, out_file_option
 from mvmdb.db import coverage as cov
-from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
+from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS, TIMED_EXPOSURE_KEYS
+from mvmdb.db.spacetime import exposures_seen_between
 from mvmdb.errors import MvmdbError
 from mvmdb.quality import QUALITY_KEYS, layer_quality
 
@@ -43,21 +44,40 @@ product_status is none, current or stale (stale: the layer has NEW members). Key
 With --ra/--dec: exposures whose chip footprint contains the position; with --radius
 too, exposures with a chip within RADIUS degrees. By start time. Keys:
   {_keys(EXPOSURE_KEYS)}
+With --ra/--dec and --from/--to: what HST saw there between two times: the exposures
+whose [EXPSTART, EXPEND] meets [FROM, TO], also leaving out those excluded by the
+operator or mvm qa. Keys: the same plus expstart_mjd, expend_mjd (MJD UTC).
+FROM/TO (UTC): an MJD (55630.25), a year (2011), a date (2011-03-14) or a date and
+time (2011-03-14T06:30:00); a year or date as TO takes in all of it. Without --from:
+from the start; without --to: until now.
 
 \b
 --json prints a JSON array, one object per row, with exactly those keys
 (exptime in s, areas in deg², dates as YYYY-MM-DD, null when unknown).
-Subcommands draw an all-sky map (map) or write a MOC (moc).
+Subcommands draw an all-sky map (map) or write a MOC (moc; moc --time: a space-time MOC).
 """
 
 
-def _no_selection(skycell: str | None, ra: float | None, dec: float | None, radius: float | None) -> None:
+def _no_selection(skycell: str | None, ra: float | None, dec: float | None, radius: float | None,
+                  timed: bool = False) -> None:
     if skycell and (ra is not None or dec is not None):
         raise click.UsageError("give either --skycell or --ra/--dec, not both")
     if (ra is None) != (dec is None):
         raise click.UsageError("--ra and --dec go together")
     if radius is not None and ra is None:
         raise click.UsageError("--radius needs --ra and --dec")
+    if timed and ra is None:
+        raise click.UsageError("--from/--to need --ra and --dec (what HST saw at a position between two times)")
+
+
+def _interval(start: str | None, end: str | None) -> tuple[float, float]:
+    """``(mjd_from, mjd_to)`` of ``--from``/``--to`` (:func:`mvmdb.timespan.mjd_interval`); a usage error if unreadable."""
+    from mvmdb.timespan import mjd_interval
+
+    try:
+        return mjd_interval(start, end)
+    except ValueError as exc:
+        raise click.UsageError(f"--from/--to: {exc}") from None
 
 
 def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
@@ -76,6 +96,8 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
 @click.option("--radius", type=click.FloatRange(0, 180, min_open=True), callback=_finite, metavar="DEG",
               help="Cone radius, degrees.")
 @click.option("--filter", "filter_", metavar="F", help="Only this filter (e.g. f814w; case-insensitive).")
+@click.option("--from", "start", metavar="TIME", help="With --ra/--dec: exposures ending at or after TIME (UTC).")
+@click.option("--to", "end", metavar="TIME", help="With --ra/--dec: exposures starting at or before TIME (UTC).")
 @json_option("JSON array of objects instead of a table.")
 @click.pass_context
 def coverage(
@@ -85,19 +107,29 @@ def coverage(
     dec: float | None,
     radius: float | None,
     filter_: str | None,
+    start: str | None,
+    end: str | None,
     as_json: bool,
 ) -> None:
-    _no_selection(skycell, ra, dec, radius)
+    timed = start is not None or end is not None
+    _no_selection(skycell, ra, dec, radius, timed)
     if ctx.invoked_subcommand is not None:
-        if skycell or ra is not None or filter_ or as_json:
+        if skycell or ra is not None or filter_ or as_json or timed:
             raise click.UsageError(f"options before '{ctx.invoked_subcommand}' belong to the table; put them after it")
         return
+    between = _interval(start, end) if timed else None
     eng = engine(ctx)
     if skycell:
         if not cov.sky_cell_exists(eng, skycell):
             raise MvmdbError(f"no sky cell {skycell!r} in the catalog (sky cells appear when an exposure touches them)")
         rows, keys, title = cov.layer_coverage(eng, sky_cell=skycell, filter=filter_), LAYER_KEYS, skycell
         rows, keys = _with_quality(eng, skycell, rows), keys + QUALITY_KEYS
+    elif ra is not None and dec is not None and between is not None:
+        rows = exposures_seen_between(eng, ra, dec, *between, radius_deg=radius, filter=filter_)
+        keys = TIMED_EXPOSURE_KEYS
+        where = f"at RA {ra} Dec {dec}" if radius is None else f"within {radius} deg of RA {ra} Dec {dec}"
+        title = (f"exposures {where} from {start or 'the start'} to {end or 'now'} "
+                 f"(MJD {between[0]:.5f} to {between[1]:.5f})")
     elif ra is not None and dec is not None:
         if radius is None:
             rows, title = cov.exposures_at(eng, ra, dec, filter=filter_), f"exposures at RA {ra} Dec {dec}"
@@ -124,9 +156,11 @@ def _json_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _cell(value: Any) -> str:
+def _cell(value: Any, key: str = "") -> str:
     if value is None:
         return ""
+    if isinstance(value, float) and key.endswith("_mjd"):
+        return f"{value:.5f}"  # ~1 s
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, list):
@@ -141,7 +175,7 @@ def _print_table(title: str, keys: tuple[str, ...], rows: list[dict[str, Any]]) 
 
     table = Table(*keys, title=f"{title}: {len(rows)} row{'' if len(rows) == 1 else 's'}", box=None)
     for row in rows:
-        table.add_row(*(_cell(row[key]) for key in keys))
+        table.add_row(*(_cell(row[key], key) for key in keys))
     console().print(table)
 
 
@@ -175,18 +209,64 @@ def map_(ctx: click.Context, filter_: str | None, metric: str, nside: int, out: 
 
 @coverage.command("moc")
 @click.option("--filter", "filter_", metavar="F", help="Only this filter (case-insensitive).")
-@click.option("--max-depth", type=click.IntRange(0, 29), default=29, show_default=True,
-              help="MOC order; below 29 partly covered cells are kept (a superset).")
+@click.option("--max-depth", type=click.IntRange(0, 29), metavar="N",
+              help="MOC order (default 29); below 29 partly covered cells are kept (a superset).")
+@click.option("--time", "timed", is_flag=True,
+              help="A space-time MOC (STMOC): each usable exposure's chips over its EXPSTART..EXPEND.")
+@click.option("--space-order", type=click.IntRange(0, 29), metavar="N",
+              help="With --time: HEALPix order of the sky axis (default 13, 25.8\" cells, the catalog's).")
+@click.option("--time-order", type=click.IntRange(0, 61), metavar="N",
+              help="With --time: order of the time axis (default 41, 1.05 s cells; 61 is 1 µs).")
 @out_file_option("FILE.fits")
 @click.pass_context
-def moc(ctx: click.Context, filter_: str | None, max_depth: int, out: Path) -> None:
-    """Write the sky covered by usable exposures as an IVOA MOC (FITS; mocpy, Aladin, TOPCAT)."""
+def moc(ctx: click.Context, filter_: str | None, max_depth: int | None, timed: bool, space_order: int | None,
+        time_order: int | None, out: Path) -> None:
+    """Write the sky covered by usable exposures as an IVOA MOC (FITS; mocpy, Aladin, TOPCAT).
+
+    With --time, an IVOA space-time MOC (MOC 2.0 STMOC) of the exposures that would be drizzled
+    (not excluded by ingest, the operator or mvm qa): where and when HST looked.
+    """
     from mvmdb.report import coverage_moc
     from mvmdb.sky.coverage_maps import SKY_AREA_DEG2
 
+    if timed:
+        if max_depth is not None:
+            raise click.UsageError("--max-depth is for the sky MOC; with --time use --space-order")
+        _stmoc(ctx, out, filter_, space_order, time_order)
+        return
+    if space_order is not None or time_order is not None:
+        raise click.UsageError("--space-order and --time-order go with --time")
+    max_depth = 29 if max_depth is None else max_depth
     written = coverage_moc(engine(ctx), out, filter=filter_, max_depth=max_depth)
     fraction = written.sky_fraction
     click.echo(f"wrote {out}: {fraction * SKY_AREA_DEG2:.6g} deg² (sky fraction {fraction:.3g}), depth {max_depth}")
+
+
+def _stmoc(ctx: click.Context, out: Path, filter_: str | None, space_order: int | None,
+           time_order: int | None) -> None:
+    """``moc --time``: write the space-time MOC and say what went in."""
+    from mvmdb.sky.stmoc import SPACE_ORDER, TIME_ORDER
+    from mvmdb.spacetime import coverage_stmoc
+
+    w = coverage_stmoc(engine(ctx), out, filter=filter_,
+                       space_order=SPACE_ORDER if space_order is None else space_order,
+                       time_order=TIME_ORDER if time_order is None else time_order)
+    span = w.span
+    if span.n_exposures:
+        first, last = (_mjd_text(t) for t in (span.first_mjd, span.last_mjd))
+        what = (f"{span.n_exposures} exposures, {span.n_chips} chips, {first} to {last} "
+                f"(MJD {span.first_mjd:.5f} to {span.last_mjd:.5f})")
+    else:
+        what = "empty (no usable exposure with EXPSTART and EXPEND)"
+    click.echo(f"wrote {w.path}: space-time MOC, {what}; space order {w.space_order}, "
+               f"time order {w.time_order}, {w.size_bytes} bytes")
+
+
+def _mjd_text(mjd: float) -> str:
+    """An MJD (UTC) as ``YYYY-MM-DDTHH:MM:SS`` UTC."""
+    from mvmdb.timespan import MJD_EPOCH
+
+    return (MJD_EPOCH + dt.timedelta(days=mjd)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 @coverage.command("exclusions")

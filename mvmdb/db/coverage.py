@@ -20,6 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
+from mvmdb.db.members import _NOT_EXCLUDED  # the one test of exposure_exclusion, as memberships use it
 from mvmdb.sky.coverage_maps import order_of_nside
 from mvmdb.sky.healpix import (
     as_ranges,
@@ -131,7 +132,8 @@ _CANDIDATE_CHIPS = f"""
     SELECT DISTINCT ON (c.id)
         c.id AS chip_id, c.ra_deg AS chip_ra_deg, c.dec_deg AS chip_dec_deg,
         e.id AS exposure_id, e.ipppssoot, e.filetype, e.instrument, e.detector, e.filter,
-        e.exptime AS exptime_s, e.date_obs, e.proposid, e.expstart
+        e.exptime AS exptime_s, e.date_obs, e.proposid, e.expstart,
+        e.expstart AS expstart_mjd, e.expend AS expend_mjd
     FROM chip_hpx AS h
     {{match}}
     JOIN chip AS c ON c.id = h.chip_id
@@ -141,45 +143,73 @@ _CANDIDATE_CHIPS = f"""
 """
 
 
-def _refined(rows: Sequence[sa.RowMapping], keep: Callable[[sa.RowMapping], bool]) -> list[Row]:
+USABLE = f"e.excluded_reason IS NULL AND {_NOT_EXCLUDED}"
+"""SQL test on ``exposure AS e`` of the space-time queries: kept by ingest and not excluded by the
+operator or ``mvm qa`` (what would be drizzled; the plain position searches test ``excluded_reason`` only)."""
+
+TIMED_EXPOSURE_KEYS = (*EXPOSURE_KEYS, "expstart_mjd", "expend_mjd")
+"""Keys of position searches given ``between``: :data:`EXPOSURE_KEYS` plus start and end, MJD UTC."""
+
+
+def _between(between: tuple[float, float] | None) -> tuple[str, dict[str, float], tuple[str, ...]]:
+    """SQL (ending in AND), parameters and row keys of a time restriction ``(mjd_from, mjd_to)``."""
+    if between is None:
+        return "", {}, EXPOSURE_KEYS
+    mjd_from, mjd_to = (float(t) for t in between)
+    if mjd_from > mjd_to:
+        raise ValueError(f"MJD {mjd_from} is after MJD {mjd_to}")
+    where = f"e.expstart <= CAST(:mjd_to AS float8) AND e.expend >= CAST(:mjd_from AS float8) AND {USABLE} AND"
+    return where, {"mjd_from": mjd_from, "mjd_to": mjd_to}, TIMED_EXPOSURE_KEYS
+
+
+def _refined(rows: Sequence[sa.RowMapping], keep: Callable[[sa.RowMapping], bool],
+             keys: tuple[str, ...] = EXPOSURE_KEYS) -> list[Row]:
     """Exposures having a candidate chip that ``keep`` accepts, by start time."""
     found: dict[int, sa.RowMapping] = {}
     for row in rows:
         if row["exposure_id"] not in found and keep(row):
             found[row["exposure_id"]] = row
     ordered = sorted(found.values(), key=lambda r: (r["expstart"] is None, r["expstart"], r["exposure_id"]))
-    return [{key: row[key] for key in EXPOSURE_KEYS} for row in ordered]
+    return [{key: row[key] for key in keys} for row in ordered]
 
 
-def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: str | None = None) -> list[Row]:
+def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: str | None = None,
+                 between: tuple[float, float] | None = None) -> list[Row]:
     """Usable exposures with a chip whose footprint polygon contains (ra, dec), degrees.
 
     Candidates: chips whose order-29 ranges contain the position's pixel
     (``hpx @> pixel``); then the exact point-in-polygon test on the chip footprint.
+    ``between``: ``(mjd_from, mjd_to)`` MJD UTC, closed: only exposures whose
+    ``[expstart, expend]`` meets it, usable in the sense of :data:`USABLE`; the rows then
+    have :data:`TIMED_EXPOSURE_KEYS`.
     """
-    sql = _CANDIDATE_CHIPS.format(match="", where="h.hpx @> CAST(:pixel AS bigint) AND")
+    when, params, keys = _between(between)
+    sql = _CANDIDATE_CHIPS.format(match="", where=f"h.hpx @> CAST(:pixel AS bigint) AND {when}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": _filter(filter)})
+        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": _filter(filter), **params})
         rows = rows.mappings().all()
-    return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg))
+    return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg), keys)
 
 
 def exposures_in_cone(
-    engine: sa.Engine, ra_deg: float, dec_deg: float, radius_deg: float, *, filter: str | None = None
+    engine: sa.Engine, ra_deg: float, dec_deg: float, radius_deg: float, *, filter: str | None = None,
+    between: tuple[float, float] | None = None,
 ) -> list[Row]:
     """Usable exposures with a chip footprint within ``radius_deg`` of (ra, dec), degrees.
 
     Candidates: chips whose ranges overlap (``&&``) the cone's HEALPix cover (healpy
     ``query_disc``, inclusive); then the exact polygon-to-point distance, in Python per
     candidate chip (~30 µs each): fine for cones of a few degrees, slow for a hemisphere.
+    ``between``: a time restriction as in :func:`exposures_at`.
     """
+    when, params, keys = _between(between)
     ranges = cone_ranges(ra_deg, dec_deg, radius_deg)
     match = "JOIN unnest(CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS q(lo, hi) ON h.hpx && int8range(q.lo, q.hi)"
-    params = {"lo": ranges[:, 0].tolist(), "hi": ranges[:, 1].tolist(), "filter": _filter(filter)}
+    params.update(lo=ranges[:, 0].tolist(), hi=ranges[:, 1].tolist(), filter=_filter(filter))
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(_CANDIDATE_CHIPS.format(match=match, where="")), params).mappings().all()
+        rows = conn.execute(sa.text(_CANDIDATE_CHIPS.format(match=match, where=when)), params).mappings().all()
     return _refined(
-        rows, lambda r: polygon_distance_deg(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg) <= radius_deg
+        rows, lambda r: polygon_distance_deg(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg) <= radius_deg, keys
     )
 
 
@@ -201,6 +231,12 @@ def coverage_ranges(engine: sa.Engine, *, filter: str | None = None) -> NDArray[
     return as_ranges(rows)
 
 
+WIDENED = ("int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int), "
+           "(((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))")
+"""SQL: the range ``chip_hpx AS h``'s ``hpx`` widened to whole pixels of an order (``:shift`` =
+:func:`mvmdb.sky.healpix.order_shift` of it), still as order-29 indices."""
+
+
 def exposure_ranges(
     engine: sa.Engine, nside: int, *, filter: str | None = None
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
@@ -215,8 +251,7 @@ def exposure_ranges(
         SELECT x.exposure_id, x.exptime, lower(r) AS lo, upper(r) AS hi
         FROM (
             SELECT e.id AS exposure_id, e.exptime,
-                   range_agg(int8range((lower(h.hpx) >> CAST(:shift AS int)) << CAST(:shift AS int),
-                                       (((upper(h.hpx) - 1) >> CAST(:shift AS int)) + 1) << CAST(:shift AS int))) AS covered
+                   range_agg({WIDENED}) AS covered
             FROM chip_hpx AS h
             JOIN chip AS c ON c.id = h.chip_id
             JOIN exposure AS e ON e.id = c.exposure_id

@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from mocpy import MOC
 
 from mvmdb.cli.main import cli
-from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS
+from mvmdb.db.coverage import EXPOSURE_KEYS, FILTER_AREA_KEYS, LAYER_KEYS, TIMED_EXPOSURE_KEYS
 from mvmdb.quality import QUALITY_KEYS
 from mvmdb.sky.coverage_maps import SKY_AREA_DEG2
 
@@ -97,11 +97,46 @@ def test_position_and_cone(mvm):
         (["--skycell", "skycell-p1889x11y11", "--ra", "1", "--dec", "2"], "either --skycell or --ra/--dec"),
         (["--dec", "91", "--ra", "0"], "91"),
         (["--filter", "f606w", "map", "--out", "x.png"], "put them after it"),
+        (["--ra", "1", "--dec", "2", "--from", "2011", "moc", "--time", "--out", "x.fits"], "put them after it"),
+        (["--from", "2011"], "--from/--to need --ra and --dec"),
+        (["--skycell", "skycell-p1889x11y11", "--to", "2011"], "--from/--to need --ra and --dec"),
+        (["--ra", "1", "--dec", "2", "--from", "2013", "--to", "2012"], "is after the end"),
+        (["--ra", "1", "--dec", "2", "--from", "60001", "--to", "60000.5"], "is after the end"),
+        (["--ra", "1", "--dec", "2", "--from", "last week"], "'last week' is not a time"),
+        (["--ra", "1", "--dec", "2", "--to", "2011-02-30"], "no calendar date"),
+        (["moc", "--time", "--max-depth", "10", "--out", "x.fits"], "with --time use --space-order"),
+        (["moc", "--space-order", "10", "--out", "x.fits"], "go with --time"),
+        (["moc", "--time", "--time-order", "62", "--out", "x.fits"], "62 is not in the range"),
     ],
 )
 def test_usage_errors(mvm, args, message):
     result = mvm(*args, code=1)
-    assert message in result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_position_between_dates(mvm):
+    """u1..u3 and j1 cover the position; --from/--to keeps those whose [EXPSTART, EXPEND] meets the dates."""
+    ra, dec = mvm.catalog.centres["A"]
+    east = coverage_data.SIDE_DEG / 4 / 0.8988
+    where = ("--ra", str(ra + east), "--dec", str(dec + 0.005))
+    every = [r["ipppssoot"] for r in _json(mvm(*where, "--json"))]
+    for start, end in [("2019-03-03", "2020-01-01"), ("2018", "2018"), ("2021-06-02", None), (None, "2019-12-31")]:
+        args = [*(["--from", start] if start else []), *(["--to", end] if end else [])]
+        rows = _json(mvm(*where, *args, "--json"))
+        assert [tuple(r) for r in rows] == [TIMED_EXPOSURE_KEYS] * len(rows)
+        first = start or "0001-01-01"
+        last = end if end is None or len(end) > 4 else f"{end}-12-31"
+        expected = [i for i in every if first <= _day(mvm.catalog, i) <= (last or "9999-12-31")]
+        assert [r["ipppssoot"] for r in rows] == expected, (start, end)
+    assert _json(mvm(*where, "--from", "2021-06-02", "--json")) == []
+    assert len(_json(mvm(*where, "--from", "2018", "--to", "2022", "--json"))) == 4
+    table = mvm(*where, "--from", "2020", "--to", "2020").output
+    assert "from 2020 to 2020 (MJD 58849.00000 to 59215.00000): 1 row" in table and "iaaa01a1q" in table
+
+
+def _day(catalog, ipppssoot: str) -> str:
+    """The ISO day of an exposure of the small catalog (its EXPSTART is that day 06:00 UTC)."""
+    return next(e.date for e in catalog.exposures.values() if e.ipppssoot == ipppssoot).isoformat()
 
 
 def test_map_png(mvm, tmp_path):

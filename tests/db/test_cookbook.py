@@ -66,10 +66,29 @@ def _pixels(ranges: np.ndarray, order: int = coverage_data.ORDER) -> np.ndarray:
     return np.concatenate([np.arange(lo, hi) for lo, hi in coarse])
 
 
+SEEDED_EXCLUSION = "iaaa01a1q"
+"""The exposure :func:`_seed_qa` excludes as trailed (``exposure_exclusion``)."""
+
+
+def _times(catalog, name: str) -> tuple[float, float]:
+    """EXPSTART, EXPEND (MJD UTC) as :mod:`coverage_data` stores them."""
+    exp = catalog.exposures[name]
+    start = (exp.date - coverage_data.MJD0).days + 0.25
+    return start, start + exp.exptime / 86400
+
+
+def _interval(catalog) -> tuple[float, float]:
+    """From the end of u3 to the start of u2: both boundaries are met (closed interval)."""
+    return _times(catalog, "u3")[1], _times(catalog, "u2")[0]
+
+
 def _params(catalog) -> dict:
     north = _position(catalog, -0.5, SIDE_DEG / 2 + 0.005)
     cone = cone_ranges(*north, 0.006)
+    mjd_from, mjd_to = _interval(catalog)
     return {
+        "mjd_from": mjd_from,
+        "mjd_to": mjd_to,
         "sky_cell": catalog.sky_cells["A"],
         "limit": 5,
         "pixel": point_index(*_position(catalog, 0.5, 0.005)),
@@ -124,6 +143,15 @@ def _expected(catalog) -> dict:
     def exposures_at_pixel(rows):
         assert [r["id"] for r in rows] == sorted(ids[n] for n in ("u1", "u2", "u3", "j1"))  # not u4: excluded
 
+    def exposures_at_pixel_between(rows):
+        t1, t2 = _interval(catalog)
+        seen = [n for n in ("u1", "u2", "u3", "u4", "j1")  # the exposures at the pixel, excluded or not
+                if _times(catalog, n)[0] <= t2 and _times(catalog, n)[1] >= t1
+                and catalog.exposures[n].excluded_reason is None and catalog.exposures[n].ipppssoot != SEEDED_EXCLUSION]
+        assert sorted(seen) == ["u2", "u3"]  # u1 (trailed), u4 (ingest rule) in time but excluded; j1 too early
+        assert [r["id"] for r in rows] == sorted(ids[n] for n in seen)
+        assert [(r["expstart"], r["expend"]) for r in rows] == [_times(catalog, n) for n in sorted(seen, key=ids.get)]
+
     def exposures_in_ranges(rows):
         assert [r["id"] for r in rows] == sorted(ids[n] for n in ("u1", "u3", "j1"))
 
@@ -169,6 +197,7 @@ def _expected(catalog) -> dict:
         "layers-needing-products": layers_needing_products,
         "busiest-projection-cells": busiest_projection_cells,
         "exposures-at-pixel": exposures_at_pixel,
+        "exposures-at-pixel-between": exposures_at_pixel_between,
         "exposures-in-ranges": exposures_in_ranges,
         "area-in-both-filters": area_in_both_filters,
         "proposals-in-sky-cell": proposals_in_sky_cell,
@@ -207,4 +236,4 @@ def _seed_qa(engine) -> None:
                    CASE WHEN e.ipppssoot = 'iaaa01a2q' THEN now() - interval '10 days' ELSE now() END
             FROM exposure e WHERE e.filter = 'f606w' AND e.excluded_reason IS NULL"""))
         conn.execute(sa.text("INSERT INTO exposure_exclusion (ipppssoot, kind, reason, excluded_by) "
-                             "VALUES ('iaaa01a1q', 'trailed', 'trailed: test', 'mvm qa')"))
+                             "VALUES (:ipp, 'trailed', 'trailed: test', 'mvm qa')"), {"ipp": SEEDED_EXCLUSION})
