@@ -66,10 +66,14 @@ def _scope(skycell: str | None) -> tuple[str, int | None]:
     return name, SkyCell.from_name(name).id
 
 
-def _options(name: str, gap_days: float | None, ranges: Sequence[str]) -> tuple[float | None, list[str] | None]:
-    """Validated options of a set: epochs take --range (one or more) or --gap-days, the others none."""
+def _check_name(name: str) -> None:
     if name not in SETS:
         raise LayerSetError(f"unknown layer set {name!r} (choose from {', '.join(SETS)}; 'all' is always on)")
+
+
+def _options(name: str, gap_days: float | None, ranges: Sequence[str]) -> tuple[float | None, list[str] | None]:
+    """Validated options of a set: epochs take --range (one or more) or --gap-days, the others none."""
+    _check_name(name)
     if name != "epochs":
         if gap_days is not None or ranges:
             raise LayerSetError(f"--gap-days and --range apply to the epochs set only, not {name!r}")
@@ -105,7 +109,7 @@ def enable(engine: sa.Engine, name: str, *, gap_days: float | None = None, range
 def disable(engine: sa.Engine, name: str, *, skycell: str | None = None) -> EnableResult:
     """Disable a set's entry: its layers are no longer planned or drawn (layers, memberships and
     products stay). An entry that does not exist is an error."""
-    _options(name, None, ())
+    _check_name(name)
     scope, _ = _scope(skycell)
     with engine.begin() as conn:
         config = db_layersets.set_enabled(conn, name, scope, False)
