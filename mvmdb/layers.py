@@ -81,7 +81,9 @@ def _options(name: str, gap_days: float | None, ranges: Sequence[str]) -> tuple[
     if (gap_days is None) == (not ranges):
         raise LayerSetError("the epochs set needs either --range A..B (repeatable) or --gap-days N")
     if gap_days is not None:
-        raise LayerSetError("automatic epochs (--gap-days) are not implemented yet; give the epochs with --range")
+        if not gap_days > 0:
+            raise LayerSetError("--gap-days must be > 0")
+        return float(gap_days), None
     try:
         keys = sorted({layersets.parse_date_range(r).key for r in ranges})
     except ValueError as exc:

@@ -164,7 +164,7 @@ def test_sky_cell_scope(engine, catalog, tmp_path):
     (("year",), None),
     (("epochs",), "needs either --range"),
     (("epochs", {"ranges": ["2011-13-01..2011-12-31"]}), "not a date range"),
-    (("epochs", {"gap_days": 30.0}), "not implemented"),
+    (("epochs", {"gap_days": -1.0}), "> 0"),
     (("year", {"ranges": ["2011-01-01"]}), "epochs set only"),
     (("year", {"skycell": "p9999x01y01"}), "sky cell"),
 ])
@@ -180,3 +180,52 @@ def test_bad_requests(engine, args, message):
 def test_disable_never_enabled_is_an_error(engine):
     with pytest.raises(LayerSetError, match="never enabled"):
         disable(engine, "exptime")
+
+
+def _auto_epoch_keys(engine, gap_days: float) -> tuple[dict, dict]:
+    """Per (all layer name, ipppssoot): the catalog's epochs keys, and mvmdb.layersets.auto_epochs' key."""
+    rows = members(engine)
+    got = defaultdict(set)
+    for r in by_set(rows, "epochs"):
+        got[(r.name[: -len(r.layer_key)] + "all", r.ipppssoot)].add(r.layer_key)
+    want = {}
+    groups = defaultdict(list)
+    for r in by_set(rows, "all"):
+        groups[r.name].append(r)
+    for name, rs in groups.items():
+        e = layersets.auto_epochs([r.expstart for r in rs], gap_days)
+        for r, k in zip(rs, e.keys[e.index]):
+            want[(name, r.ipppssoot)] = {str(k)}
+    return dict(got), want
+
+
+@pytest.mark.parametrize("gap_days", [10.0, 30.0, 1000.0])
+def test_automatic_epochs_match_auto_epochs(engine, catalog, gap_days):
+    res = enable(engine, "epochs", gap_days=gap_days)
+    got, want = _auto_epoch_keys(engine, gap_days)
+    assert got == want and res.sync.added == len(want)
+    keys_2011 = {k for (name, _), ks in got.items() for k in ks if k.startswith("2011") and "_wfc3_ir_" in name}
+    # the 2011 WFC3/IR visits are 23 days apart: two epochs with a 10-day gap, one with 30
+    assert len(keys_2011) == (2 if gap_days == 10.0 else 1)
+
+
+def test_automatic_epochs_follow_a_new_visit(engine, catalog, tmp_path):
+    enable(engine, "epochs", gap_days=200.0)
+    before = {(r.name, r.ipppssoot) for r in by_set(members(engine), "epochs")}
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE layer_member SET status = 'OLD'"))
+    scene = tmp_path / "scene"
+    shutil.copytree(catalog.out_dir, scene)
+    visit = add_visit(scene, instrument="WFC3", detector="IR", filter="F160W")  # 30-120 days after the last
+    ingest(engine, visit.paths)
+    got, want = _auto_epoch_keys(engine, 200.0)
+    assert got == want
+    rows = by_set(members(engine), "epochs")
+    after = {(r.name, r.ipppssoot) for r in rows}
+    renamed = before - after  # the last WFC3/IR epoch (2016) took the visit in and was renamed
+    assert renamed and all("_wfc3_ir_" in n and "-2016" in n for n, _ in renamed)
+    assert all(r.status == "OLD" for r in rows if "2011" in r.layer_key or "2013" in r.layer_key)
+    planned = {lay for p in plan(engine, tmp_path / "p", dry_run=True) for lay in p.layers}
+    assert {rules.parse_layer_name(n).key for n in planned} - {"all"} == {
+        k for r in rows if r.status == "NEW" for k in [r.layer_key]}
+    assert not any(rules.parse_layer_name(n).key.startswith(("2011", "2013")) for n in planned)

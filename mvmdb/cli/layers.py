@@ -17,7 +17,7 @@ def layers() -> None:
     \b
     year     one layer per calendar year of DATE-OBS        ..._f160w_2011_drz.fits
     exptime  the archive's SHORT (<15 s), MED (<120 s), LONG ..._f160w_short_drz.fits
-    epochs   user date ranges (inclusive)                    ..._f160w_20110101-20111231_drz.fits
+    epochs   user date ranges (inclusive), or automatic      ..._f160w_20110101-20111231_drz.fits
     Every layer of a sky cell is drawn on the same box, so all layers overlay pixel for pixel.
     """
 
@@ -28,7 +28,8 @@ def layers() -> None:
               help="epochs: a date range, YYYY-MM-DD..YYYY-MM-DD or YYYYMMDD-YYYYMMDD, inclusive (repeatable; "
               "ranges may overlap).")
 @click.option("--gap-days", "gap_days", type=click.FloatRange(min=0, min_open=True), default=None, metavar="N",
-              help="epochs, automatic: a new epoch after a gap of more than N days (not implemented yet).")
+              help="epochs, automatic: visits grouped, a new epoch after a gap of more than N days between "
+              "exposure starts; a later exposure can extend (rename) the last epoch.")
 @layer_skycell_option("Enable for this sky cell only (default: the whole catalog).")
 @json_option("One JSON object describing the change.")
 @click.pass_context
@@ -42,6 +43,7 @@ def enable(ctx: click.Context, name: str, ranges: tuple[str, ...], gap_days: flo
       mvm layers enable year
       mvm layers enable exptime --skycell p1359x02y12
       mvm layers enable epochs --range 2011-01-01..2011-06-30 --range 2016-01-01..2016-12-31
+      mvm layers enable epochs --gap-days 100 --skycell p1359x02y12
     """
     _show(run_enable(engine(ctx), name, gap_days=gap_days, ranges=ranges, skycell=skycell), as_json)
 

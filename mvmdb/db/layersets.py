@@ -25,10 +25,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import NamedTuple
 
+import psycopg
 import sqlalchemy as sa
 
+from mvmdb.db.bulk import driver_connection
+
 __all__ = [
-    "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "derived_name_sql", "LayerSetConfig", "SyncResult", "LayerSetSummary",
+    "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "active_sql", "derived_name_sql", "S_GROUP", "resync", "resync_auto_epochs", "LayerSetConfig", "SyncResult", "LayerSetSummary",
     "upsert", "set_enabled", "configs", "sync", "summaries", "sql_keys",
 ]
 
@@ -47,10 +50,15 @@ WHERE c.name = 'epochs' AND {DAY_SQL} BETWEEN to_date(left(r, 8), 'YYYYMMDD') AN
 """
 """The layer keys of exposure ``e`` in the set of ``layer_set`` row ``c`` (a LATERAL subquery)."""
 
-ACTIVE_SQL = """(l.layer_set = 'all' OR EXISTS (
+def active_sql(alias: str) -> str:
+    """SQL true for a layer ``alias`` that is planned and drawn: set ``all``, or an enabled entry of its set applies."""
+    return f"""({alias}.layer_set = 'all' OR EXISTS (
     SELECT 1 FROM layer_set AS c
-    WHERE c.enabled AND c.name = l.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)))"""
-"""True for a layer ``l`` that is planned and drawn: set ``all``, or an enabled entry of its set applies."""
+    WHERE c.enabled AND c.name = {alias}.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = {alias}.sky_cell_id)))"""
+
+
+ACTIVE_SQL = active_sql("l")
+"""True for a layer ``l`` that is planned and drawn (:func:`active_sql`)."""
 
 
 def derived_name_sql(all_name: str, key: str) -> str:
@@ -129,19 +137,53 @@ def configs(conn: sa.Connection) -> list[LayerSetConfig]:
     return [LayerSetConfig(*r) for r in rows]
 
 
+S_GROUP = "s_layer_set_group"
+"""TEMP table of the ``all`` layers (ids) whose derived memberships :func:`resync` recomputes."""
+
 _WANT = f"""
 CREATE TEMP TABLE s_layer_set_want ON COMMIT DROP AS
 SELECT DISTINCT l.sky_cell_id, l.instrument, l.detector, l.filter, l.scale,
        {derived_name_sql("l.name", "k.key")} AS name, c.name AS layer_set, k.key AS layer_key, m.exposure_id
-FROM layer_set AS c
-JOIN layer AS l ON l.layer_set = 'all' AND (c.sky_cell_id IS NULL OR l.sky_cell_id = c.sky_cell_id)
+FROM {S_GROUP} AS g
+JOIN layer AS l ON l.id = g.layer_id
 JOIN layer_member AS m ON m.layer_id = l.id
 JOIN exposure AS e ON e.id = m.exposure_id
+JOIN layer_set AS c ON c.enabled AND c.name = %(name)s AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)
 CROSS JOIN LATERAL ({KEYS_SQL}) AS k (key)
-WHERE c.enabled AND c.name = :name
-  AND (CAST(:cell AS integer) IS NULL OR l.sky_cell_id = CAST(:cell AS integer))
-  AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
+WHERE NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
 """
+_AUTO_EPOCHS = f"""
+INSERT INTO s_layer_set_want
+WITH cut AS (
+    SELECT g.layer_id, c.gap_days, m.exposure_id, e.expstart,
+           CASE WHEN e.expstart - lag(e.expstart) OVER w > c.gap_days THEN 1 ELSE 0 END AS cut
+    FROM {S_GROUP} AS g
+    JOIN layer AS l ON l.id = g.layer_id
+    JOIN layer_set AS c ON c.enabled AND c.name = 'epochs' AND c.gap_days IS NOT NULL
+                       AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)
+    JOIN layer_member AS m ON m.layer_id = l.id
+    JOIN exposure AS e ON e.id = m.exposure_id
+    WHERE e.expstart IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
+    WINDOW w AS (PARTITION BY g.layer_id, c.gap_days ORDER BY e.expstart, m.exposure_id)
+), numbered AS (
+    SELECT *, sum(cut) OVER (PARTITION BY layer_id, gap_days ORDER BY expstart, exposure_id) AS epoch
+    FROM cut
+), keyed AS (
+    SELECT layer_id, exposure_id,
+           to_char(DATE '1858-11-17' + CAST(floor(min(expstart) OVER p) AS integer), 'YYYYMMDD') || '-' ||
+           to_char(DATE '1858-11-17' + CAST(floor(max(expstart) OVER p) AS integer), 'YYYYMMDD') AS key
+    FROM numbered
+    WINDOW p AS (PARTITION BY layer_id, gap_days, epoch)
+)
+SELECT DISTINCT l.sky_cell_id, l.instrument, l.detector, l.filter, l.scale,
+       {derived_name_sql("l.name", "k.key")}, 'epochs', k.key, k.exposure_id
+FROM keyed AS k JOIN layer AS l ON l.id = k.layer_id
+"""
+"""Automatic epochs (``layer_set.gap_days``) of the groups' members, as :func:`mvmdb.layersets.auto_epochs`:
+sorted by EXPSTART, a new epoch after a gap strictly longer than ``gap_days``; keys from the
+UTC dates of the first and last start. Depends on every member of a group, so a group is
+always recomputed whole."""
 _INSERT_LAYERS = """
 INSERT INTO layer (sky_cell_id, instrument, detector, filter, scale, name, layer_set, layer_key)
 SELECT DISTINCT sky_cell_id, instrument, detector, filter, scale, name, layer_set, layer_key
@@ -150,10 +192,11 @@ ON CONFLICT DO NOTHING
 """
 _REMOVE = f"""
 WITH gone AS (
-    DELETE FROM layer_member AS m USING layer AS l
-    WHERE m.layer_id = l.id AND l.layer_set = :name AND {ACTIVE_SQL}
-      AND (CAST(:cell AS integer) IS NULL OR l.sky_cell_id = CAST(:cell AS integer))
-      AND NOT EXISTS (SELECT 1 FROM s_layer_set_want AS w WHERE w.name = l.name AND w.exposure_id = m.exposure_id)
+    DELETE FROM layer_member AS m USING layer AS d, {S_GROUP} AS g, layer AS a
+    WHERE m.layer_id = d.id AND a.id = g.layer_id AND d.layer_set = %(name)s AND {active_sql("d")}
+      AND (d.sky_cell_id, d.instrument, d.detector, d.filter, d.scale)
+          = (a.sky_cell_id, a.instrument, a.detector, a.filter, a.scale)
+      AND NOT EXISTS (SELECT 1 FROM s_layer_set_want AS w WHERE w.name = d.name AND w.exposure_id = m.exposure_id)
     RETURNING m.layer_id
 )
 SELECT layer_id, count(*) FROM gone GROUP BY layer_id
@@ -166,29 +209,68 @@ ON CONFLICT DO NOTHING
 """
 _REDRAW = """
 UPDATE layer_member SET status = 'NEW', generation = nextval('member_generation_seq'), changed_at = now()
-WHERE layer_id = ANY(CAST(:ids AS integer[])) AND status = 'OLD'
+WHERE layer_id = ANY(%(ids)s) AND status = 'OLD'
+"""
+_GROUPS_OF_CELL = f"""
+INSERT INTO {S_GROUP} (layer_id)
+SELECT id FROM layer WHERE layer_set = 'all' AND (%(cell)s::integer IS NULL OR sky_cell_id = %(cell)s::integer)
 """
 
 
-def sync(conn: sa.Connection, name: str, sky_cell_id: int | None = None) -> SyncResult:
-    """Bring the memberships of set ``name`` (in one sky cell, or everywhere) in line with its enabled entries.
+def resync(cur: psycopg.Cursor, name: str) -> SyncResult:
+    """Recompute the memberships of set ``name`` derived from the ``all`` layers in :data:`S_GROUP`
+    (a TEMP table the caller fills, in the cursor's transaction).
 
-    One set-based pass over the ``all`` memberships: missing layers are created, missing
-    memberships join as NEW, memberships no longer implied (a range removed) are deleted
-    and their layers redrawn (every member NEW). Layers of the set where no enabled entry
-    applies are left as they are (a disabled set keeps its layers).
+    Missing layers are created, missing memberships join as NEW, memberships no longer
+    implied (a range removed, an automatic epoch renamed or split) are deleted and their
+    layers redrawn (every member NEW). Layers of the set where no enabled entry applies are
+    left as they are (a disabled set keeps its layers).
     """
-    params = {"name": name, "cell": sky_cell_id}
-    conn.execute(sa.text("DROP TABLE IF EXISTS s_layer_set_want"))
-    conn.execute(sa.text(_WANT), params)
-    conn.execute(sa.text("CREATE INDEX ON s_layer_set_want (name, exposure_id)"))
-    conn.execute(sa.text("ANALYZE s_layer_set_want"))
-    created = conn.execute(sa.text(_INSERT_LAYERS)).rowcount
-    removed = dict(conn.execute(sa.text(_REMOVE), params).all())
-    added = conn.execute(sa.text(_ADD)).rowcount
-    conn.execute(sa.text(_REDRAW), {"ids": sorted(removed)})
-    conn.execute(sa.text("DROP TABLE s_layer_set_want"))
+    if name not in ("year", "exptime", "epochs"):
+        raise ValueError(f"unknown layer set {name!r}")
+    params = {"name": name}
+    cur.execute("DROP TABLE IF EXISTS s_layer_set_want")
+    cur.execute(_WANT, params)
+    if name == "epochs":
+        cur.execute(_AUTO_EPOCHS)
+    cur.execute("CREATE INDEX ON s_layer_set_want (name, exposure_id)")
+    cur.execute("ANALYZE s_layer_set_want")
+    created = cur.execute(_INSERT_LAYERS).rowcount
+    removed = dict(cur.execute(_REMOVE, params).fetchall())
+    added = cur.execute(_ADD).rowcount
+    cur.execute(_REDRAW, {"ids": sorted(removed)})
+    cur.execute("DROP TABLE s_layer_set_want")
     return SyncResult(created, added, sum(removed.values()), len(removed))
+
+
+def _new_groups(cur: psycopg.Cursor) -> None:
+    cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS {S_GROUP} (layer_id integer PRIMARY KEY) ON COMMIT DELETE ROWS")
+    cur.execute(f"DELETE FROM {S_GROUP}")
+
+
+def sync(conn: sa.Connection, name: str, sky_cell_id: int | None = None) -> SyncResult:
+    """Bring the memberships of set ``name`` (in one sky cell, or everywhere) in line with its
+    enabled entries: :func:`resync` over every ``all`` layer there, in one set-based pass."""
+    with driver_connection(conn).cursor() as cur:
+        _new_groups(cur)
+        cur.execute(_GROUPS_OF_CELL, {"cell": sky_cell_id})
+        cur.execute(f"ANALYZE {S_GROUP}")
+        return resync(cur, name)
+
+
+_AUTO_ENABLED = "SELECT EXISTS (SELECT 1 FROM layer_set WHERE enabled AND name = 'epochs' AND gap_days IS NOT NULL)"
+
+
+def resync_auto_epochs(cur: psycopg.Cursor, layer_sql: str) -> SyncResult | None:
+    """Recompute the automatic epochs of the ``all`` layers that ``layer_sql`` (a SELECT of layer ids)
+    names, when an automatic epochs entry is enabled (else nothing, and None). Ingest calls it
+    for the layers whose members changed: a new exposure may extend, rename or merge epochs."""
+    if not cur.execute(_AUTO_ENABLED).fetchone()[0]:
+        return None
+    _new_groups(cur)
+    cur.execute(f"INSERT INTO {S_GROUP} (layer_id) SELECT DISTINCT x.id FROM ({layer_sql}) AS x (id) "
+                f"JOIN layer AS l ON l.id = x.id AND l.layer_set = 'all' ON CONFLICT DO NOTHING")
+    return resync(cur, "epochs")
 
 
 _SUMMARIES = f"""

@@ -131,6 +131,11 @@ JOIN {S_RECOMPUTE.name} s ON s.ipppssoot = m.ipppssoot AND s.filetype = m.filety
 JOIN layer l ON l.name = m.name
 WHERE s.redraw
 """
+SQL_CHANGED_ALL_LAYERS = f"""
+SELECT l.id FROM {S_MEMBER.name} AS m JOIN layer AS l ON l.name = m.name WHERE m.layer_set = 'all'
+UNION SELECT layer_id FROM {S_DIRTY.name}
+"""
+"""Layers an exposure of the batch joined or left: their automatic epochs are recomputed."""
 SQL_REDRAW = f"""
 UPDATE layer_member SET status = 'NEW', generation = nextval('member_generation_seq'), changed_at = now()
 WHERE layer_id IN (SELECT layer_id FROM {S_DIRTY.name})
@@ -144,7 +149,8 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
     ``(ipppssoot, filetype, sky_cell_id, instrument, detector, filter, scale, layer name)``
     of every ``all`` layer each belongs to now; the layers of every enabled layer set
     (``layer_set``) are derived from them in SQL (:data:`SQL_DERIVE`). Missing layers are created; new memberships join as
-    NEW (none for an exposure in ``exposure_exclusion``); memberships no longer wanted are removed and their layers marked for redraw, as
+    NEW (none for an exposure in ``exposure_exclusion``); the automatic epochs of the ``all``
+    layers an exposure joined or left are recomputed whole (:func:`mvmdb.db.layersets.resync_auto_epochs`); memberships no longer wanted are removed and their layers marked for redraw, as
     are all layers (before and after) of exposures with ``redraw`` (re-aligned or changed):
     every member of a layer marked for redraw becomes NEW with a fresh generation.
     """
@@ -161,4 +167,5 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
     if members:
         cur.execute(SQL_INSERT_MEMBERS)
         cur.execute(SQL_NEW_LAYERS_DIRTY)
+    layersets.resync_auto_epochs(cur, SQL_CHANGED_ALL_LAYERS)
     cur.execute(SQL_REDRAW)
