@@ -90,6 +90,18 @@ def b36(values: np.ndarray, width: int) -> list[str]:
     return out
 
 
+def exposure_lines(roots, kinds, exptimes, proposals, starts, dates) -> Iterator[str]:
+    """COPY lines of the exposure table (ids 1..n, FLC files under /data/hst)."""
+    for e, (root, (inst, det, filt), t_exp, prop, start, day) in enumerate(
+            zip(roots, kinds, exptimes, proposals, starts, dates)):
+        fname = f"{root}_flc.fits"
+        yield (
+            f"{e + 1}\t{root}\tflc\t{fname}\t/data/hst/{root[:4]}/{root}/{fname}\t{inst}\t{det}\t{filt}\t"
+            f"{t_exp!r}\t{prop}\t{root[1:4].upper()}\t{root[4:6].upper()}\t{'0' * 64}\t{'1' * 64}\t"
+            f"{start!r}\t{day}\n"
+        )
+
+
 def copy_rows(conn: sa.Connection, table: str, columns: str, lines: Iterator[str], chunk: int = 200_000) -> None:
     """COPY tab-separated ``lines`` into ``table`` through psycopg's COPY protocol."""
     raw = conn.connection.driver_connection
@@ -155,23 +167,13 @@ def build_catalog(engine: sa.Engine, n_exposures: int, n_layers: int, seed: int)
                           0.01 * (np.arange(n_exposures) % EXPOSURES_PER_VISIT), 6)
         dates = np.datetime_as_string(np.datetime64("1858-11-17") + np.floor(starts).astype("timedelta64[D]"))
 
-        def exposure_lines() -> Iterator[str]:
-            for e, (root, v, t_exp, prop, start, day) in enumerate(zip(
-                    roots, exp_visit.tolist(), exptimes.tolist(), proposals.tolist(), starts.tolist(), dates.tolist())):
-                inst, det, filt, _ = KINDS[visit_kind[v]]
-                fname = f"{root}_flc.fits"
-                yield (
-                    f"{e + 1}\t{root}\tflc\t{fname}\t/data/hst/{root[:4]}/{root}/{fname}\t{inst}\t{det}\t{filt}\t"
-                    f"{t_exp!r}\t{prop}\t{root[1:4].upper()}\t{root[4:6].upper()}\t{'0' * 64}\t{'1' * 64}\t"
-                    f"{start!r}\t{day}\n"
-                )
-
         copy_rows(
             conn,
             "exposure",
             "id, ipppssoot, filetype, filename, path, instrument, detector, filter, exptime, proposid, "
             "program_id, obset_id, header_hash, wcs_hash, expstart, date_obs",
-            exposure_lines(),
+            exposure_lines(roots, [KINDS[k][:3] for k in visit_kind[exp_visit].tolist()], exptimes.tolist(),
+                           proposals.tolist(), starts.tolist(), dates.tolist()),
         )
         conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('exposure', 'id'), max(id)) FROM exposure")
         log(f"  exposures {n_exposures:,}: {time.perf_counter() - t:.1f} s")

@@ -12,7 +12,10 @@ against each other on the boundaries):
 * ``year``: the year of the exposure's start date, DATE-OBS, or ``floor(EXPSTART)`` as a
   UTC date when DATE-OBS is missing (:data:`DAY_SQL`);
 * ``exptime``: ``short`` below 15 s, ``med`` below 120 s, else ``long`` (a limit goes up);
-* ``epochs``: each user range (``YYYYMMDD-YYYYMMDD``, inclusive) holding the start date.
+* ``epochs``: each user range (``YYYYMMDD-YYYYMMDD``, inclusive) holding the start date;
+  automatic epochs (``gap_days``) depend on every member of an ``all`` layer and are
+  computed per layer with window functions (:data:`_AUTO_EPOCHS`, as
+  :func:`mvmdb.layersets.auto_epochs`), the whole layer again whenever a member comes or goes.
 
 Since they derive from ``all`` memberships, exclusions (issue 16) and the ingest rules
 apply to every set. A layer is *active* (planned, drawn) when its set is ``all`` or an
