@@ -34,8 +34,9 @@ import sqlalchemy as sa
 from mvmdb.db.bulk import driver_connection
 
 __all__ = [
-    "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "active_sql", "derived_name_sql", "S_GROUP", "resync", "resync_auto_epochs", "LayerSetConfig", "SyncResult", "LayerSetSummary",
-    "upsert", "set_enabled", "configs", "sync", "summaries", "sql_keys",
+    "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "active_sql", "derived_name_sql", "S_GROUP", "LayerSetConfig",
+    "SyncResult", "LayerSetSummary", "upsert", "set_enabled", "configs", "resync", "sync", "resync_auto_epochs",
+    "summaries", "sql_keys",
 ]
 
 DAY_SQL = "coalesce(e.date_obs, DATE '1858-11-17' + CAST(floor(e.expstart) AS integer))"
@@ -52,6 +53,7 @@ SELECT r FROM unnest(c.ranges) AS r
 WHERE c.name = 'epochs' AND {DAY_SQL} BETWEEN to_date(left(r, 8), 'YYYYMMDD') AND to_date(right(r, 8), 'YYYYMMDD')
 """
 """The layer keys of exposure ``e`` in the set of ``layer_set`` row ``c`` (a LATERAL subquery)."""
+
 
 def active_sql(alias: str) -> str:
     """SQL true for a layer ``alias`` that is planned and drawn: set ``all``, or an enabled entry of its set applies."""
