@@ -229,3 +229,22 @@ def test_automatic_epochs_follow_a_new_visit(engine, catalog, tmp_path):
     assert {rules.parse_layer_name(n).key for n in planned} - {"all"} == {
         k for r in rows if r.status == "NEW" for k in [r.layer_key]}
     assert not any(rules.parse_layer_name(n).key.startswith(("2011", "2013")) for n in planned)
+
+
+def test_excluded_counts_per_time_domain_layer(engine, catalog):
+    """NEXCLUDE of a year layer counts only the excluded exposures of that year."""
+    from mvmdb.db.snapshot import excluded_counts
+
+    enable(engine, "year")
+    enable(engine, "epochs", ranges=["2011-01-01..2011-12-31"])
+    row = next(r for r in by_set(members(engine), "year") if r.layer_key == "2013")
+    exclude(engine, [row.ipppssoot], "test")
+    with engine.connect() as conn:
+        layers = {r.name: r.id for r in conn.execute(sa.text(
+            "SELECT name, id FROM layer WHERE sky_cell_id = :c AND instrument = :i AND detector = :d AND filter = :f"),
+            {"c": row.sky_cell_id, "i": row.instrument, "d": row.detector, "f": row.filter})}
+        counts = excluded_counts(conn, row.sky_cell_id)
+    by_key = {rules.parse_layer_name(n).key + "/" + rules.parse_layer_name(n).scale: counts.get(i, 0)
+              for n, i in layers.items()}
+    assert by_key["2013/fine"] == by_key["all/fine"] == 1
+    assert by_key["2011/fine"] == by_key["2016/fine"] == by_key["20110101-20111231/fine"] == 0

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
-from mvmdb.db.layersets import ACTIVE_SQL
+from mvmdb.db.layersets import ACTIVE_SQL, KEYS_SQL
 from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCellRow
 from mvmdb.sky.grid import SkyCell
 
@@ -117,16 +117,19 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
     return CellSnapshot(cell.id, cell.name, SkyCell.from_name(cell.name), stored, list(layers.values()))
 
 
-_EXCLUDED = """
+_EXCLUDED = f"""
 SELECT l.id, count(DISTINCT e.id) AS n
 FROM layer l
-JOIN exposure_sky_cell c ON c.sky_cell_id = l.sky_cell_id
-JOIN exposure e ON e.id = c.exposure_id AND e.instrument = l.instrument AND e.detector = l.detector
+JOIN exposure_sky_cell esc ON esc.sky_cell_id = l.sky_cell_id
+JOIN exposure e ON e.id = esc.exposure_id AND e.instrument = l.instrument AND e.detector = l.detector
                 AND e.filter = l.filter AND e.excluded_reason IS NULL
 JOIN exposure_exclusion x ON x.ipppssoot = e.ipppssoot
-WHERE l.sky_cell_id = :id
+CROSS JOIN LATERAL (SELECT l.layer_set AS name, ARRAY[l.layer_key] AS ranges) AS c
+WHERE l.sky_cell_id = :id AND (l.layer_set = 'all' OR l.layer_key IN ({KEYS_SQL}))
 GROUP BY l.id
 """
+"""Excluded exposures per layer; a time-domain layer counts those its key would hold (an epoch's
+key is its date range, so automatic epochs count the excluded exposures inside it)."""
 
 
 def excluded_counts(conn: sa.Connection, sky_cell_id: int) -> dict[int, int]:
