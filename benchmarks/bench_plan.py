@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_plan.py                      # 1 M exposures, 200 k layers
     .venv/bin/python benchmarks/bench_plan.py --exposures 200000 --layers 40000
+    .venv/bin/python benchmarks/bench_plan.py --layer-sets year     # issue 17: year layers too
 
 Builds a throw-away database on the test server (:func:`mvmdb.testing.admin_url`:
 ``MVMDB_TEST_ADMIN_URL``, else PostgreSQL at 127.0.0.1:5432 as ``postgres``), loads the
@@ -25,6 +26,11 @@ projection cell). Scenarios for the NEW memberships:
   (what a nightly ingest leaves behind);
 * ``scattered``: ``--new-fraction`` of all memberships, drawn uniformly (worst case: the
   NEW rows touch as many layers as possible, deep ones included).
+
+Exposure starts (EXPSTART, DATE-OBS) grow with the exposure id from 2002 to 2026, so the
+``ingest`` scenario's NEW exposures are the latest ones. ``--layer-sets year`` (issue 17)
+enables the year set once the catalog is loaded (:func:`mvmdb.db.layersets.sync`, timed:
+every exposure gets its year memberships, ~doubling ``layer_member``) before the scenarios.
 """
 
 from __future__ import annotations
@@ -84,6 +90,18 @@ def b36(values: np.ndarray, width: int) -> list[str]:
     return out
 
 
+def exposure_lines(roots, kinds, exptimes, proposals, starts, dates) -> Iterator[str]:
+    """COPY lines of the exposure table (ids 1..n, FLC files under /data/hst)."""
+    for e, (root, (inst, det, filt), t_exp, prop, start, day) in enumerate(
+            zip(roots, kinds, exptimes, proposals, starts, dates)):
+        fname = f"{root}_flc.fits"
+        yield (
+            f"{e + 1}\t{root}\tflc\t{fname}\t/data/hst/{root[:4]}/{root}/{fname}\t{inst}\t{det}\t{filt}\t"
+            f"{t_exp!r}\t{prop}\t{root[1:4].upper()}\t{root[4:6].upper()}\t{'0' * 64}\t{'1' * 64}\t"
+            f"{start!r}\t{day}\n"
+        )
+
+
 def copy_rows(conn: sa.Connection, table: str, columns: str, lines: Iterator[str], chunk: int = 200_000) -> None:
     """COPY tab-separated ``lines`` into ``table`` through psycopg's COPY protocol."""
     raw = conn.connection.driver_connection
@@ -135,6 +153,8 @@ def build_catalog(engine: sa.Engine, n_exposures: int, n_layers: int, seed: int)
                 for s, (i, d, f, sc) in enumerate(SLOTS)
             ),
         )
+        # ids were given explicitly: move the identity on, or later inserts (layer sets) would collide
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('layer', 'id'), max(id)) FROM layer")
         log(f"  sky cells {n_cells:,}, layers {n_cells * LAYERS_PER_CELL:,}: {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
@@ -142,23 +162,20 @@ def build_catalog(engine: sa.Engine, n_exposures: int, n_layers: int, seed: int)
         roots = [f"{letter}{code}q" for letter, code in zip(letters.tolist(), b36(np.arange(n_exposures), 7))]
         exptimes = np.round(rng.uniform(30, 1500, n_exposures), 3)
         proposals = 10000 + exp_visit // 50
-
-        def exposure_lines() -> Iterator[str]:
-            for e, (root, v, t_exp, prop) in enumerate(zip(roots, exp_visit.tolist(), exptimes.tolist(), proposals.tolist())):
-                inst, det, filt, _ = KINDS[visit_kind[v]]
-                fname = f"{root}_flc.fits"
-                yield (
-                    f"{e + 1}\t{root}\tflc\t{fname}\t/data/hst/{root[:4]}/{root}/{fname}\t{inst}\t{det}\t{filt}\t"
-                    f"{t_exp!r}\t{prop}\t{root[1:4].upper()}\t{root[4:6].upper()}\t{'0' * 64}\t{'1' * 64}\n"
-                )
+        # starts grow with the visit from 2002-01-01 (MJD 52275) to 2026-01-01 (MJD 61041)
+        starts = np.round(52275.0 + (61041.0 - 52275.0) * exp_visit / max(1, n_visits) +
+                          0.01 * (np.arange(n_exposures) % EXPOSURES_PER_VISIT), 6)
+        dates = np.datetime_as_string(np.datetime64("1858-11-17") + np.floor(starts).astype("timedelta64[D]"))
 
         copy_rows(
             conn,
             "exposure",
             "id, ipppssoot, filetype, filename, path, instrument, detector, filter, exptime, proposid, "
-            "program_id, obset_id, header_hash, wcs_hash",
-            exposure_lines(),
+            "program_id, obset_id, header_hash, wcs_hash, expstart, date_obs",
+            exposure_lines(roots, [KINDS[k][:3] for k in visit_kind[exp_visit].tolist()], exptimes.tolist(),
+                           proposals.tolist(), starts.tolist(), dates.tolist()),
         )
+        conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('exposure', 'id'), max(id)) FROM exposure")
         log(f"  exposures {n_exposures:,}: {time.perf_counter() - t:.1f} s")
 
         t = time.perf_counter()
@@ -287,6 +304,8 @@ def run_scenario(engine: sa.Engine, scenario: str, args: argparse.Namespace, cou
     from _report import record
 
     label = f"{scenario}, {counts['exposures']:,} exp" if "exposures" in counts else scenario
+    if args.layer_sets:
+        label += ", " + "+".join(args.layer_sets) + " on"
     record("plan", f"plan query ({label})", t_query, "s", baseline=t_query_noidx,
            baseline_what="no partial index", target="< 2 s", met=t_query < 2)
     record("plan", f"find NEW layers ({label})", t_dirty, "s", baseline=t_naive,
@@ -294,6 +313,22 @@ def run_scenario(engine: sa.Engine, scenario: str, args: argparse.Namespace, cou
     record("plan", f"write all pollers ({label})", t_build + t_write, "s", target="< 30 s",
            met=t_build + t_write < 30)
     return {"query_s": t_query, "write_s": t_build + t_write, "uses_index": uses_index}
+
+
+def enable_layer_set(engine: sa.Engine, name: str, counts: dict[str, int]) -> dict[str, int]:
+    """Enable a layer set for the whole catalog (one transaction, as ``mvm layers enable``); time it."""
+    from _report import record
+
+    from mvmdb.db import layersets
+
+    t = time.perf_counter()
+    with engine.begin() as conn:
+        layersets.upsert(conn, name, "catalog", None)
+        result = layersets.sync(conn, name)
+    seconds = time.perf_counter() - t
+    log(f"  enable {name}: {result.layers_created:,} layers, {result.added:,} memberships in {seconds:.1f} s")
+    record("plan", f"enable {name} ({counts['exposures']:,} exp, {result.added:,} memberships)", seconds, "s")
+    return {f"{name}_layers": result.layers_created, f"{name}_members": result.added}
 
 
 def log(message: str) -> None:
@@ -310,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--explain", action="store_true", help="print the full EXPLAIN ANALYZE of the plan query")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    parser.add_argument("--layer-sets", nargs="*", choices=("year", "exptime"), default=[], metavar="SET",
+                        help="enable these layer sets (year, exptime) before the scenarios (issue 17)")
     args = parser.parse_args(argv)
 
     factory = DatabaseFactory(admin_url(), prefix="mvmdb_bench")
@@ -323,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  built in {time.perf_counter() - t:.1f} s")
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+        for name in args.layer_sets:
+            counts.update(enable_layer_set(engine, name, counts))
         print(f"PostgreSQL {version}; catalog: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         scenarios = ("ingest", "scattered") if args.scenario == "both" else (args.scenario,)
         results = [run_scenario(engine, s, args, counts) for s in scenarios]

@@ -26,6 +26,8 @@ SUITE = [
     ("bench_pixmap.py", [], ["--repeat", "1"]),
     ("bench_ingest.py", [], ["--n", "2000", "--baseline", "50"]),
     ("bench_plan.py", [], ["--exposures", "100000", "--layers", "20000", "--repeat", "1"]),
+    ("bench_plan.py", ["--layer-sets", "year"],
+     ["--exposures", "100000", "--layers", "20000", "--repeat", "1", "--layer-sets", "year"]),
     ("bench_drizzle.py", ["ratio"], ["ratio", "--exposures", "2", "--repeat", "1"]),
     ("bench_drizzle.py", ["memory"], ["memory", "--inputs", "2", "--size", "8000"]),
     ("bench_process.py", [], ["--jobs", "4", "--repeat", "1"]),
@@ -49,7 +51,7 @@ def main() -> int:
         if args.only and script not in args.only:
             continue
         cmd = [sys.executable, str(HERE / script), *(quick if args.quick else full)]
-        log = OUT / f"{script[:-3]}{'-' + full[0] if full else ''}.log"
+        log = OUT / f"{script[:-3]}{'-' + '-'.join(a.strip('-') for a in full) if full else ''}.log"
         print(f"running {' '.join(cmd[1:])} -> {log.relative_to(HERE.parent)}", flush=True)
         t0 = time.monotonic()
         with open(log, "w") as fh:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mvmdb import rules
 from mvmdb.fitsio.stored_product import product_primary, sci_array
 
 #: Largest side (pixels) of a written preview; bigger layers are block-averaged down.
@@ -131,12 +132,21 @@ class ProductRef:
     path: Path
 
 
+def _is_all_layer(layer: str) -> bool:
+    """True for an archive layer name (``..._all`` / ``..._coarse-all``), False for time-domain layers."""
+    try:
+        return rules.parse_layer_name(layer).layer_set == "all"
+    except ValueError:
+        return True  # a name this project did not make: treat as the archive's
+
+
 def choose_composite(products: Sequence[ProductRef]) -> tuple[ProductRef, ProductRef, ProductRef] | None:
-    """Pick (red, green, blue) among >= 3 fine layers of distinct filters: reddest, middle, bluest."""
+    """Pick (red, green, blue) among >= 3 fine archive layers (set ``all``; never a year,
+    class or epoch layer) of distinct filters: reddest, middle, bluest."""
     by_wave: dict[float, ProductRef] = {}
     for p in products:
         wave = filter_wavelength_nm(p.filter, p.detector)
-        if p.scale == "fine" and np.isfinite(wave):
+        if p.scale == "fine" and _is_all_layer(p.layer) and np.isfinite(wave):
             by_wave.setdefault(wave, p)
     if len(by_wave) < 3:
         return None
@@ -160,8 +170,8 @@ def product_ref(path: str | Path) -> ProductRef:
     try:
         hdr = product_primary(path)
         return ProductRef(layer, f"skycell-{hdr['SCELLID']}", str(hdr["DETECTOR"]), str(hdr["FILTER"]).lower(),
-                          "coarse" if layer.endswith("_coarse-all") else "fine", path)
-    except (OSError, KeyError) as exc:
+                          rules.parse_layer_name(name).scale, path)
+    except (OSError, KeyError, ValueError) as exc:
         raise ValueError(f"{path}: not a readable MVM product ({exc})") from None
 
 

@@ -12,7 +12,11 @@
 -- its sky cell. A layer is always redrawn from all its members, so all members of an
 -- affected layer are listed: NEW ones as NEW, already drawn ones as OLD. An exposure in
 -- several affected layers of one sky cell (WFC3/IR fine and coarse) is one line, NEW if
--- it is NEW in any of them. Layers without a NEW member are not listed.
+-- it is NEW in any of them. Layers without a NEW member are not listed, nor layers of a
+-- time-domain layer set (year, exptime, epochs; layer.layer_set) that no enabled
+-- layer_set entry applies to (mvm layers disable keeps them as they are). A new exposure
+-- is NEW in its 'all' layers and in its own layer of each enabled set only (its year, its
+-- class, its epochs), so the other layers of a set (earlier years) are not listed.
 --
 -- dirty_layer reads only the partial index ix_layer_member_new (layer_id WHERE
 -- status = 'NEW'), which holds the NEW rows alone: a small fraction of layer_member in
@@ -47,8 +51,10 @@ JOIN layer               AS l ON l.id = d.layer_id
 JOIN sky_cell            AS s ON s.id = l.sky_cell_id
 JOIN layer_member        AS m ON m.layer_id = l.id
 JOIN exposure            AS e ON e.id = m.exposure_id
-WHERE CAST(:skycells AS text[]) IS NULL
-   OR s.name = ANY (CAST(:skycells AS text[]))
+WHERE (CAST(:skycells AS text[]) IS NULL OR s.name = ANY (CAST(:skycells AS text[])))
+  AND (l.layer_set = 'all' OR EXISTS (       -- time-domain layers of enabled sets only
+          SELECT 1 FROM layer_set AS c
+          WHERE c.enabled AND c.name = l.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)))
 GROUP BY s.id, e.filename COLLATE "C", e.id     -- e.id: one line per exposure; the order of the
 ORDER BY s.id, e.filename COLLATE "C";          -- keys lets one sort serve GROUP BY and ORDER BY
 

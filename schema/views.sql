@@ -1,4 +1,4 @@
--- mvmdb coverage views and helper function at migration head (made by migration 0002;
+-- mvmdb coverage views and helper function at migration head (made by migrations 0002, 0005 and 0006;
 -- tests/db/test_views.py checks that running this file after schema/ddl.sql gives the
 -- same definitions as the migrations). Read-only: nothing here stores data.
 --
@@ -22,7 +22,8 @@ RETURN mvm_pixels_area_deg2(coalesce((SELECT sum(upper(r) - lower(r)) FROM unnes
 COMMENT ON FUNCTION mvm_area_deg2(int8multirange) IS
     'Area in deg2 of order-29 HEALPix NESTED ranges (e.g. range_agg(chip_hpx.hpx))';
 
--- One row per layer (sky cell + instrument + detector + filter + scale): its members
+-- One row per archive layer (layer set 'all'; sky cell + instrument + detector + filter +
+-- scale; migration 0006 left the time-domain layers out, see v_layer_set_coverage): its members
 -- (all of them, as the planner and the product see them), their exposure times and
 -- dates, and whether its product is missing (none), current, or stale (NEW members).
 CREATE VIEW v_layer_coverage AS
@@ -57,12 +58,14 @@ JOIN sky_cell AS sc ON sc.id = l.sky_cell_id
 LEFT JOIN layer_member AS lm ON lm.layer_id = l.id
 LEFT JOIN exposure AS e ON e.id = lm.exposure_id
 LEFT JOIN product AS p ON p.layer_id = l.id
+WHERE l.layer_set = 'all'
 GROUP BY l.id, sc.id, p.id;
 
 COMMENT ON VIEW v_layer_coverage IS
     'Per layer: member exposures, exposure time (s), dates, proposals, NEW count, product status none/current/stale';
 
--- One row per projection cell that has sky cells with exposures or layers.
+-- One row per projection cell that has sky cells with exposures or layers (n_layers and
+-- n_products count the archive layers, set 'all', since migration 0006).
 CREATE VIEW v_projection_cell_coverage AS
 WITH touched AS (
     SELECT
@@ -80,6 +83,7 @@ layers AS (
     FROM layer AS l
     JOIN sky_cell AS sc ON sc.id = l.sky_cell_id
     LEFT JOIN product AS p ON p.layer_id = l.id
+    WHERE l.layer_set = 'all'
     GROUP BY sc.projection_cell_id
 )
 SELECT
@@ -158,3 +162,45 @@ FROM (
 GROUP BY kind;
 COMMENT ON VIEW v_exclusion_kind IS
     'Excluded exposures by kind: operator, trailed, alignment and the ingest rules'' categories';
+
+-- One row per layer of every layer set (migration 0006): 'all' and the time-domain
+-- layers (year, exptime, epochs; an exposure is a member of one layer per set, so do not
+-- sum exposures over sets). first_date/last_date give the dates the members span.
+CREATE VIEW v_layer_set_coverage AS
+SELECT
+    l.id AS layer_id,
+    l.name AS layer_name,
+    sc.id AS sky_cell_id,
+    sc.name AS sky_cell_name,
+    sc.projection_cell_id,
+    l.instrument,
+    l.detector,
+    l.filter,
+    l.scale,
+    l.layer_set,
+    l.layer_key,
+    count(e.id) AS n_exposures,
+    count(e.id) FILTER (WHERE lm.status = 'NEW') AS n_new,
+    coalesce(sum(e.exptime), 0) AS total_exptime_s,
+    percentile_cont(0.5) WITHIN GROUP (ORDER BY e.exptime) AS median_exptime_s,
+    min(coalesce(e.date_obs, date '1858-11-17' + floor(e.expstart)::int)) AS first_date,
+    max(coalesce(e.date_obs, date '1858-11-17' + floor(e.expstart)::int)) AS last_date,
+    coalesce(
+        array_agg(DISTINCT e.proposid ORDER BY e.proposid) FILTER (WHERE e.proposid IS NOT NULL),
+        '{}'
+    ) AS proposals,
+    CASE
+        WHEN p.id IS NULL THEN 'none'
+        WHEN count(e.id) FILTER (WHERE lm.status = 'NEW') > 0 THEN 'stale'
+        ELSE 'current'
+    END AS product_status,
+    p.path AS product_path
+FROM layer AS l
+JOIN sky_cell AS sc ON sc.id = l.sky_cell_id
+LEFT JOIN layer_member AS lm ON lm.layer_id = l.id
+LEFT JOIN exposure AS e ON e.id = lm.exposure_id
+LEFT JOIN product AS p ON p.layer_id = l.id
+GROUP BY l.id, sc.id, p.id;
+
+COMMENT ON VIEW v_layer_set_coverage IS
+    'Per layer of every layer set (all, year, exptime, epochs): members, exposure time (s), dates, NEW count, product status';

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "exclude": "mvmdb.cli.exclusion:exclude",
     "include": "mvmdb.cli.exclusion:include",
     "qa": "mvmdb.cli.qa:qa",
+    "layers": "mvmdb.cli.layers:layers",
 }
 
 

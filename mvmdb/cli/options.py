@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-__all__ = ["json_option", "out_dir_option", "out_file_option"]
+__all__ = ["json_option", "out_dir_option", "out_file_option", "layer_set_argument", "layer_skycell_option"]
 
 
 def json_option(help: str = "Machine-readable JSON on stdout."):
@@ -28,3 +28,13 @@ def out_file_option(metavar: str, help: str | None = None):
     """``--out FILE`` (required) -> ``out: Path``."""
     return click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, metavar=metavar,
                         help=help)
+
+
+def layer_set_argument():
+    """``SET`` (year | exptime | epochs) -> ``name: str``."""
+    return click.argument("name", metavar="SET", type=click.Choice(["year", "exptime", "epochs"]))
+
+
+def layer_skycell_option(help: str):
+    """``--skycell NAME`` -> ``skycell: str | None`` (one sky cell; default the whole catalog)."""
+    return click.option("--skycell", "skycell", metavar="NAME", default=None, help=help)

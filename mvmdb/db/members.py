@@ -14,7 +14,9 @@ from collections.abc import Sequence
 import psycopg
 import sqlalchemy as sa
 
+from mvmdb.db import layersets
 from mvmdb.db.bulk import StagingTable, copy_rows
+from mvmdb.layersets import ALL_KEY
 from mvmdb.db.models import Layer, LayerMember
 from mvmdb.resources import sql_statements
 
@@ -66,8 +68,10 @@ S_RECOMPUTE = StagingTable("s_ingest_recompute", (("ipppssoot", "text"), ("filet
 S_MEMBER = StagingTable("s_ingest_member", (
     ("ipppssoot", "text"), ("filetype", "text"), ("sky_cell_id", "int4"), ("instrument", "text"),
     ("detector", "text"), ("filter", "text"), ("scale", "text"), ("name", "text"),
+    ("layer_set", "text"), ("layer_key", "text"),
 ))
-"""The layers each recomputed exposure belongs to now."""
+"""The layers each recomputed exposure belongs to now: the callers give the ``all`` layers,
+:data:`SQL_DERIVE` adds those of every enabled layer set (:mod:`mvmdb.db.layersets`)."""
 S_DIRTY = StagingTable("s_ingest_dirty", (("layer_id", "int4"),))
 """Layers whose members all become NEW again (redraw)."""
 STAGING = (S_RECOMPUTE, S_MEMBER, S_DIRTY)
@@ -83,9 +87,21 @@ JOIN exposure e ON e.id = m.exposure_id
 JOIN {S_RECOMPUTE.name} s ON {_KEY}
 WHERE s.redraw
 """
+SQL_DERIVE = f"""
+INSERT INTO {S_MEMBER.name}
+    (ipppssoot, filetype, sky_cell_id, instrument, detector, filter, scale, name, layer_set, layer_key)
+SELECT DISTINCT m.ipppssoot, m.filetype, m.sky_cell_id, m.instrument, m.detector, m.filter, m.scale,
+       {layersets.derived_name_sql("m.name", "k.key")}, c.name, k.key
+FROM {S_MEMBER.name} m
+JOIN exposure e ON e.ipppssoot = m.ipppssoot AND e.filetype = m.filetype
+JOIN layer_set c ON c.enabled AND (c.sky_cell_id IS NULL OR c.sky_cell_id = m.sky_cell_id)
+CROSS JOIN LATERAL ({layersets.KEYS_SQL}) AS k (key)
+WHERE m.layer_set = 'all'
+"""
 SQL_INSERT_LAYERS = f"""
-INSERT INTO layer (sky_cell_id, instrument, detector, filter, scale, name)
-SELECT DISTINCT sky_cell_id, instrument, detector, filter, scale, name FROM {S_MEMBER.name} ORDER BY name
+INSERT INTO layer (sky_cell_id, instrument, detector, filter, scale, name, layer_set, layer_key)
+SELECT DISTINCT sky_cell_id, instrument, detector, filter, scale, name, layer_set, layer_key
+FROM {S_MEMBER.name} ORDER BY name
 ON CONFLICT DO NOTHING
 """
 SQL_DELETE_GONE_MEMBERS = f"""
@@ -115,6 +131,11 @@ JOIN {S_RECOMPUTE.name} s ON s.ipppssoot = m.ipppssoot AND s.filetype = m.filety
 JOIN layer l ON l.name = m.name
 WHERE s.redraw
 """
+SQL_CHANGED_ALL_LAYERS = f"""
+SELECT l.id FROM {S_MEMBER.name} AS m JOIN layer AS l ON l.name = m.name WHERE m.layer_set = 'all'
+UNION SELECT layer_id FROM {S_DIRTY.name}
+"""
+"""Layers an exposure of the batch joined or left: their automatic epochs are recomputed."""
 SQL_REDRAW = f"""
 UPDATE layer_member SET status = 'NEW', generation = nextval('member_generation_seq'), changed_at = now()
 WHERE layer_id IN (SELECT layer_id FROM {S_DIRTY.name})
@@ -126,8 +147,10 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
 
     ``recompute``: ``(ipppssoot, filetype, redraw)`` per exposure; ``members``:
     ``(ipppssoot, filetype, sky_cell_id, instrument, detector, filter, scale, layer name)``
-    of every layer each belongs to now. Missing layers are created; new memberships join as
-    NEW (none for an exposure in ``exposure_exclusion``); memberships no longer wanted are removed and their layers marked for redraw, as
+    of every ``all`` layer each belongs to now; the layers of every enabled layer set
+    (``layer_set``) are derived from them in SQL (:data:`SQL_DERIVE`). Missing layers are created; new memberships join as
+    NEW (none for an exposure in ``exposure_exclusion``); the automatic epochs of the ``all``
+    layers an exposure joined or left are recomputed whole (:func:`mvmdb.db.layersets.resync_auto_epochs`); memberships no longer wanted are removed and their layers marked for redraw, as
     are all layers (before and after) of exposures with ``redraw`` (re-aligned or changed):
     every member of a layer marked for redraw becomes NEW with a fresh generation.
     """
@@ -135,7 +158,8 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
         return
     copy_rows(cur, S_RECOMPUTE, recompute)
     if members:
-        copy_rows(cur, S_MEMBER, members)
+        copy_rows(cur, S_MEMBER, ((*row, ALL_KEY, ALL_KEY) for row in members))
+        cur.execute(SQL_DERIVE)
         cur.execute(SQL_INSERT_LAYERS)
     if any(row[2] for row in recompute):
         cur.execute(SQL_OLD_LAYERS_DIRTY)
@@ -143,4 +167,5 @@ def write_new(cur: psycopg.Cursor, recompute: Sequence[tuple], members: Sequence
     if members:
         cur.execute(SQL_INSERT_MEMBERS)
         cur.execute(SQL_NEW_LAYERS_DIRTY)
+    layersets.resync_auto_epochs(cur, SQL_CHANGED_ALL_LAYERS)
     cur.execute(SQL_REDRAW)

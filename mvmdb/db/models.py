@@ -43,6 +43,10 @@ NAMING_CONVENTION = {
 MEMBER_STATUSES = ("NEW", "OLD")
 JOB_STATES = ("queued", "running", "done", "failed")
 SCALES = ("fine", "coarse")
+LAYER_SET_NAMES = ("all", "year", "exptime", "epochs")
+"""Layer sets (:mod:`mvmdb.layersets`); ``all`` is the archive's layers, always on."""
+CATALOG_SCOPE = "catalog"
+"""``layer_set.scope`` of a set enabled for the whole catalog (else a sky cell name)."""
 FILETYPES = ("flt", "flc")
 
 member_generation_seq = sa.Sequence("member_generation_seq", start=1)
@@ -197,10 +201,50 @@ class Layer(Base):
         sa.Text, unique=True, comment="product basename, e.g. hst_skycell-p1889x07y19_wfc3_ir_f160w_coarse-all"
     )
     created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    layer_set: Mapped[str] = mapped_column(sa.String(8), server_default="all",
+                                           comment="all (the archive's layer), year, exptime or epochs")
+    layer_key: Mapped[str] = mapped_column(
+        sa.String(17), server_default="all",
+        comment="the <layer> term without coarse-: all, 2011, short/med/long, YYYYMMDD-YYYYMMDD")
 
     __table_args__ = (
-        sa.UniqueConstraint("sky_cell_id", "instrument", "detector", "filter", "scale"),
+        sa.UniqueConstraint("sky_cell_id", "instrument", "detector", "filter", "scale", "layer_set", "layer_key",
+                            name="uq_layer_identity"),
         sa.CheckConstraint(f"scale IN {SCALES}", name="scale"),
+        sa.CheckConstraint(f"layer_set IN {LAYER_SET_NAMES}", name="layer_set"),
+    )
+
+
+class LayerSetRow(Base):
+    """A time-domain layer set enabled (or disabled) for the catalog or one sky cell (migration 0006).
+
+    ``all`` is implicit and always on. Each usable exposure gets, per enabled set that
+    applies to its sky cell, the layer(s) of its key (:mod:`mvmdb.db.layersets`). A
+    disabled set keeps its layers, memberships and products; they are no longer planned.
+    """
+
+    __tablename__ = "layer_set"
+
+    id: Mapped[int] = mapped_column(sa.Integer, sa.Identity(), primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(8), comment="year, exptime or epochs")
+    scope: Mapped[str] = mapped_column(sa.String(19), comment="catalog, or a sky cell name skycell-pPPPPxXXyYY")
+    sky_cell_id: Mapped[int | None] = mapped_column(
+        sa.Integer, comment="NULL for the catalog; else the sky cell's id (no FK: it may have no exposure yet)")
+    gap_days: Mapped[float | None] = mapped_column(
+        sa.Float(53), comment="epochs only, automatic: a new epoch after a gap > gap_days (days)")
+    ranges: Mapped[list[str] | None] = mapped_column(
+        ARRAY(sa.Text), comment="epochs only, user ranges: keys YYYYMMDD-YYYYMMDD, inclusive UTC dates")
+    enabled: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+    changed_at: Mapped[dt.datetime] = mapped_column(server_default=_now())
+
+    __table_args__ = (
+        sa.UniqueConstraint("name", "scope"),
+        sa.CheckConstraint("name IN ('year', 'exptime', 'epochs')", name="name"),
+        sa.CheckConstraint("(scope = 'catalog') = (sky_cell_id IS NULL)", name="scope"),
+        sa.CheckConstraint("name = 'epochs' OR (gap_days IS NULL AND ranges IS NULL)", name="options"),
+        sa.CheckConstraint("name <> 'epochs' OR ((gap_days IS NULL) <> (ranges IS NULL))", name="epochs"),
+        sa.CheckConstraint("gap_days > 0", name="gap_days"),
     )
 
 

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import sqlalchemy as sa
 
+from mvmdb.db.layersets import ACTIVE_SQL, KEYS_SQL
 from mvmdb.db.models import Chip, Exposure, Layer, LayerMember, Product, SkyCellRow
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["MemberInfo", "LayerInfo", "CellSnapshot", "load_snapshot", "excluded_counts", "unknown_paths", "member_counts"]
+__all__ = ["MemberInfo", "LayerInfo", "CellSnapshot", "load_snapshot", "excluded_counts", "active_layers", "unknown_paths", "member_counts"]
 
 
 @dataclass
@@ -32,6 +33,9 @@ class MemberInfo:
     status: str = "NEW"
     generation: int | None = None
     wcsname: str | None = None
+    expstart: float | None = None
+    """MJD (UTC) of the exposure start; ``expend`` its end."""
+    expend: float | None = None
 
 
 @dataclass
@@ -52,6 +56,11 @@ class LayerInfo:
     n_excluded: int = 0
     """Exposures of the layer's sky cell, instrument, detector and filter excluded by the
     operator or ``mvm qa`` (``exposure_exclusion``)."""
+    layer_set: str = "all"
+    """Layer set (:mod:`mvmdb.layersets`): all, year, exptime or epochs; ``layer_key`` its key."""
+    layer_key: str = "all"
+    active: bool = True
+    """False for a layer of a disabled layer set: it is not drawn (its product is only re-embedded)."""
 
 
 @dataclass
@@ -71,8 +80,9 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
     rows = conn.execute(
         sa.select(
             Layer.id, Layer.name, Layer.instrument, Layer.detector, Layer.filter, Layer.scale,
+            Layer.layer_set, Layer.layer_key,
             LayerMember.exposure_id, LayerMember.status, LayerMember.generation,
-            Exposure.path, Exposure.filetype, Exposure.exptime, Exposure.wcsname,
+            Exposure.path, Exposure.filetype, Exposure.exptime, Exposure.wcsname, Exposure.expstart, Exposure.expend,
         )
         .join(LayerMember, LayerMember.layer_id == Layer.id)
         .join(Exposure, Exposure.id == LayerMember.exposure_id)
@@ -82,6 +92,7 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
     polys = _chip_outlines(conn, sorted({r.exposure_id for r in rows}))
     products = _products(conn, sky_cell_id)
     excluded = excluded_counts(conn, sky_cell_id)
+    active = active_layers(conn, sky_cell_id)
     layers: dict[int, LayerInfo] = {}
     for r in rows:
         lay = layers.get(r.id)
@@ -92,11 +103,13 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
                 members=[], id=r.id, product_path=p.path if p else None,
                 product_box=(p.box_xmin, p.box_xmax, p.box_ymin, p.box_ymax) if p else None,
                 product_members=p.n_members if p else 0, product_keywords=dict(p.keywords) if p else {},
-                n_excluded=excluded.get(r.id, 0),
+                n_excluded=excluded.get(r.id, 0), layer_set=r.layer_set, layer_key=r.layer_key,
+                active=r.id in active,
             )
         lay.members.append(
             MemberInfo(path=r.path, filetype=r.filetype, exptime=float(r.exptime), polygons=polys.get(r.exposure_id, []),
-                       exposure_id=r.exposure_id, status=r.status, generation=r.generation, wcsname=r.wcsname)
+                       exposure_id=r.exposure_id, status=r.status, generation=r.generation, wcsname=r.wcsname,
+                       expstart=r.expstart, expend=r.expend)
         )
     stored = None
     if cell.box_xmin is not None:
@@ -104,22 +117,32 @@ def load_snapshot(conn: sa.Connection, sky_cell_id: int) -> CellSnapshot:
     return CellSnapshot(cell.id, cell.name, SkyCell.from_name(cell.name), stored, list(layers.values()))
 
 
-_EXCLUDED = """
+_EXCLUDED = f"""
 SELECT l.id, count(DISTINCT e.id) AS n
 FROM layer l
-JOIN exposure_sky_cell c ON c.sky_cell_id = l.sky_cell_id
-JOIN exposure e ON e.id = c.exposure_id AND e.instrument = l.instrument AND e.detector = l.detector
+JOIN exposure_sky_cell esc ON esc.sky_cell_id = l.sky_cell_id
+JOIN exposure e ON e.id = esc.exposure_id AND e.instrument = l.instrument AND e.detector = l.detector
                 AND e.filter = l.filter AND e.excluded_reason IS NULL
 JOIN exposure_exclusion x ON x.ipppssoot = e.ipppssoot
-WHERE l.sky_cell_id = :id
+CROSS JOIN LATERAL (SELECT l.layer_set AS name, ARRAY[l.layer_key] AS ranges) AS c
+WHERE l.sky_cell_id = :id AND (l.layer_set = 'all' OR l.layer_key IN ({KEYS_SQL}))
 GROUP BY l.id
 """
+"""Excluded exposures per layer; a time-domain layer counts those its key would hold (an epoch's
+key is its date range, so automatic epochs count the excluded exposures inside it)."""
 
 
 def excluded_counts(conn: sa.Connection, sky_cell_id: int) -> dict[int, int]:
     """Per layer id of the sky cell, how many exposures that would be members are excluded
     (``exposure_exclusion``: operator, trailed, alignment); layers without any are absent."""
     return {r.id: int(r.n) for r in conn.execute(sa.text(_EXCLUDED), {"id": sky_cell_id})}
+
+
+def active_layers(conn: sa.Connection, sky_cell_id: int) -> set[int]:
+    """Ids of the sky cell's layers that are drawn: set ``all``, or a layer set enabled for it
+    (:data:`mvmdb.db.layersets.ACTIVE_SQL`)."""
+    return set(conn.execute(sa.text(f"SELECT l.id FROM layer AS l WHERE l.sky_cell_id = :id AND {ACTIVE_SQL}"),
+                            {"id": sky_cell_id}).scalars())
 
 
 def _chip_outlines(conn: sa.Connection, exposure_ids: list[int]) -> dict[int, list]:

@@ -11,7 +11,7 @@ import numpy as np
 from mvmdb.db.snapshot import LayerInfo
 from mvmdb.sky.grid import SkyCell
 
-__all__ = ["MVM_KEYS", "primary_keywords", "quality_keywords", "fit_comment", "jsonable", "json_keywords"]
+__all__ = ["MVM_KEYS", "LAYER_SET_KEYS", "primary_keywords", "quality_keywords", "layer_set_keywords", "fit_comment", "jsonable", "json_keywords"]
 
 MVM_KEYS = ("NPIXFRAC", "MEANEXPT", "MEDEXPT", "MEANNEXP", "MEDNEXP", "MEANWHT", "MEDWHT", "SCELLID")
 """The MVM primary keywords reported per layer (spec §5.5)."""
@@ -123,3 +123,41 @@ def quality_keywords(layer: LayerInfo) -> dict[str, Any]:
         "WCSFAMS": (",".join(families), "WCS solution families of the inputs"),
         "WCSMIXED": (len(families) > 1, "inputs mix WCS solution families"),
     }
+
+
+LAYER_SET_KEYS = ("LAYERSET", "LAYERKEY", "LAYDBEG", "LAYDEND", "LAYTMIN", "LAYTMAX")
+"""Keywords of a time-domain layer's product (issue 17; not archive keywords)."""
+
+
+def layer_set_keywords(layer: LayerInfo) -> dict[str, Any]:
+    """Keywords naming a time-domain layer's set and what it selects, ``{key: (value, comment)}``.
+
+    Empty for the archive's layers (set ``all``: their headers stay the archive's). ``LAYERSET``
+    and ``LAYERKEY`` (the ``<layer>`` term of the name); year and epoch layers: ``LAYDBEG`` /
+    ``LAYDEND``, the first and last UTC date (inclusive, ISO) an input may start on;
+    exposure-time classes: ``LAYTMIN`` <= EXPTIME < ``LAYTMAX`` (s; no ``LAYTMAX`` for long).
+    The members' actual span is in ``EXPSTART``/``EXPEND`` and ``DATE-BEG``/``DATE-END``.
+    """
+    from mvmdb import layersets
+
+    if layer.layer_set == layersets.ALL_KEY:
+        return {}
+    key = layer.layer_key
+    kw: dict[str, Any] = {
+        "LAYERSET": (layer.layer_set, "time-domain layer set: year, exptime or epochs"),
+        "LAYERKEY": (key, "layer key within the set (the <layer> term of the name)"),
+    }
+    if layer.layer_set == "year":
+        kw["LAYDBEG"] = (f"{int(key):04d}-01-01", "first UTC date of the layer's inputs' starts")
+        kw["LAYDEND"] = (f"{int(key):04d}-12-31", "last UTC date of the layer's inputs' starts")
+    elif layer.layer_set == "epochs":
+        r = layersets.parse_epoch_key(key)
+        kw["LAYDBEG"] = (r.first.isoformat(), "first UTC date of the layer's inputs' starts")
+        kw["LAYDEND"] = (r.last.isoformat(), "last UTC date of the layer's inputs' starts")
+    elif layer.layer_set == "exptime":
+        i = layersets.EXPTIME_CLASSES.index(key)
+        limits = (*layersets.EXPTIME_LIMITS, None)
+        kw["LAYTMIN"] = (float(limits[i]), "inputs have LAYTMIN <= EXPTIME (s)")
+        if limits[i + 1] is not None:
+            kw["LAYTMAX"] = (float(limits[i + 1]), "inputs have EXPTIME < LAYTMAX (s)")
+    return kw

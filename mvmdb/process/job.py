@@ -47,7 +47,7 @@ from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.snapshot import CellSnapshot, LayerInfo, load_snapshot
 from mvmdb.process import embed, queue, staging
 from mvmdb.process.draw import DrawOptions, draw_layer, footprint_box
-from mvmdb.process.headers import json_keywords, quality_keywords
+from mvmdb.process.headers import json_keywords, layer_set_keywords, quality_keywords
 from mvmdb.process.queue import StagedProduct
 from mvmdb.process.reembed import reembed_product
 from mvmdb.sky.grid import SkyCell
@@ -87,10 +87,13 @@ def layers_to_draw(snap: CellSnapshot, generation: int) -> tuple[list[LayerInfo]
 
     A layer is drawn when it has a NEW member with ``generation <= job generation``, or has
     members but no product (or its product file is missing). Drawn from all members except
-    NEW ones newer than the job (they are left for the next job).
+    NEW ones newer than the job (they are left for the next job). Layers of a disabled
+    layer set (``active`` False) are never drawn.
     """
     draw = []
     for lay in snap.layers:
+        if not lay.active:
+            continue
         covered = [m for m in lay.members if m.status == "OLD" or (m.generation or 0) <= generation]
         if not covered:
             continue
@@ -126,7 +129,7 @@ class _JobRun:
                 d = None if box is None else draw_layer(
                     lay, cell, box, self.stage, staging=True, options=self.options,
                     extra_keywords={"MVMGEN": (self.job.generation, "catalog generation drawn (job)"),
-                                    **quality_keywords(lay)},
+                                    **quality_keywords(lay), **layer_set_keywords(lay)},
                 )
             except InputError as exc:
                 self.failures[lay.name] = str(exc)

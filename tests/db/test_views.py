@@ -18,7 +18,7 @@ import coverage_data
 from coverage_data import SIDE_DEG
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schema"
-VIEWS = {"v_layer_coverage", "v_projection_cell_coverage", "v_filter_area", "v_exclusion_kind"}
+VIEWS = {"v_layer_coverage", "v_projection_cell_coverage", "v_filter_area", "v_exclusion_kind", "v_layer_set_coverage"}
 FUNCTIONS = {"mvm_area_deg2", "mvm_pixels_area_deg2"}
 
 
