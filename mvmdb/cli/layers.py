@@ -15,10 +15,15 @@ def layers() -> None:
     """Time-domain layer sets beside the archive's layers (all): year, exptime, epochs.
 
     \b
-    year     one layer per calendar year of DATE-OBS        ..._f160w_2011_drz.fits
-    exptime  the archive's SHORT (<15 s), MED (<120 s), LONG ..._f160w_short_drz.fits
-    epochs   user date ranges (inclusive), or automatic      ..._f160w_20110101-20111231_drz.fits
-    Every layer of a sky cell is drawn on the same box, so all layers overlay pixel for pixel.
+    year     one layer per calendar year of DATE-OBS
+             ..._f160w_2011_drz.fits
+    exptime  the archive's classes: SHORT (< 15 s), MED (15-120 s), LONG (>= 120 s)
+             ..._f160w_short_drz.fits (med, long)
+    epochs   user date ranges (inclusive), or automatic (gaps of more than N days)
+             ..._f160w_20110101-20111231_drz.fits
+
+    Every layer of a sky cell is drawn on the same box, so all layers overlay pixel for
+    pixel. The archive's own layers (all) are always on and keep their names.
     """
 
 
