@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mvmdb import rules
-from mvmdb.db import exclusions
+from mvmdb.db import exclusions, members
 from mvmdb.errors import MvmdbError
 from mvmdb.ingest.ingester import layers_for
 
@@ -76,6 +76,7 @@ def exclude(engine: sa.Engine, ipppssoots: Sequence[str], reason: str, *, by: st
     with engine.begin() as conn:
         changed = exclusions.add(conn, ipps, kind, str(reason).strip(), by or default_user(), replace=replace)
         affected = exclusions.affected_layers(conn, changed)
+        members.lock_layers(conn, [a.layer_id for a in affected])  # a job finishing now waits, then sees the change
         exps = exclusions.usable_exposures(conn, changed)
         exclusions.rewrite_members(conn, [(e.ipppssoot, e.filetype, True) for e in exps], [])
         retired = exclusions.retire_empty(conn, [a.layer_id for a in affected])

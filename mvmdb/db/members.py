@@ -20,7 +20,7 @@ from mvmdb.layersets import ALL_KEY
 from mvmdb.db.models import Layer, LayerMember
 from mvmdb.resources import sql_statements
 
-__all__ = ["STAGING", "write_new", "max_new_generation", "plan_rows", "flip_old"]
+__all__ = ["STAGING", "write_new", "max_new_generation", "plan_rows", "flip_old", "lock_layers"]
 
 
 def max_new_generation(conn: sa.Connection, sky_cell_id: int) -> int | None:
@@ -45,6 +45,27 @@ def plan_rows(conn: sa.Connection, skycells: Sequence[str] | None = None) -> lis
     conn.exec_driver_sql("SET LOCAL jit = off")
     params = {"skycells": list(skycells) if skycells else None}
     return conn.execute(sa.text(sql_statements("plan.sql")["plan_rows"]), params).all()
+
+
+_LOCK_LAYERS = "SELECT id FROM layer WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR NO KEY UPDATE"
+_WITH_MEMBERS = "SELECT DISTINCT layer_id FROM layer_member WHERE layer_id = ANY(CAST(:ids AS integer[]))"
+
+
+def lock_layers(conn: sa.Connection, layer_ids: Sequence[int]) -> set[int]:
+    """Lock the ``layer`` rows until the end of the transaction; return those that still have a member.
+
+    The writer that can empty a layer and retire its product (``mvm exclude``) and the one that
+    publishes a product (a finishing job) both take these locks, in id order (no deadlock
+    between them), before they change memberships or product rows, so whichever comes second
+    sees what the first committed (READ COMMITTED: the membership query after the lock has a
+    fresh snapshot). ``FOR NO KEY UPDATE`` does not block the foreign-key checks of new
+    memberships (``FOR KEY SHARE``).
+    """
+    if not layer_ids:
+        return set()
+    ids = {"ids": sorted(set(layer_ids))}
+    conn.execute(sa.text(_LOCK_LAYERS), ids)
+    return set(conn.execute(sa.text(_WITH_MEMBERS), ids).scalars())
 
 
 def flip_old(conn: sa.Connection, layer_id: int, exposure_ids: Sequence[int], generation: int) -> None:

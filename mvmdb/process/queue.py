@@ -41,7 +41,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mvmdb.db import jobs
+from mvmdb.db import jobs, members
 from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.members import flip_old
 from mvmdb.db.skycells import set_common_box
@@ -147,6 +147,23 @@ def discard(products: Iterable[StagedProduct]) -> None:
             pass
 
 
+def _still_wanted(conn: sa.Connection, products: Sequence[StagedProduct]) -> list[StagedProduct]:
+    """Lock the products' layers; drop (and discard) those whose layer lost every member while drawn.
+
+    ``mvm exclude`` of a layer's last member, committed while the job drew it, has already
+    retired the layer's product; publishing the new one would bring back a product of
+    excluded exposures that nothing plans again.
+    """
+    alive = members.lock_layers(conn, [p.layer_id for p in products])
+    gone = [p for p in products if p.layer_id not in alive]
+    if gone:
+        discard(gone)
+        for p in gone:
+            log.warning("%s: every member was excluded while it was drawn; product not published",
+                        Path(p.final_path).name)
+    return [p for p in products if p.layer_id in alive]
+
+
 def finish(
     engine: sa.Engine,
     job: ClaimedJob,
@@ -169,9 +186,11 @@ def finish(
     keeps what :func:`mvmdb.process.staging.recover` needs: leave it for the next run.
     """
     failures = dict(failures or {})
-    pairs = [(Path(p.tmp_path), Path(p.final_path)) for p in products]
+    pairs: list[tuple[Path, Path]] = []
     try:
         with jobs.owned_transaction(engine, job) as conn:
+            products = _still_wanted(conn, products)
+            pairs = [(Path(p.tmp_path), Path(p.final_path)) for p in products]
             staging.place(pairs)
             for layer_id, member_ids in consumed:
                 flip_old(conn, layer_id, member_ids, job.generation)

@@ -247,3 +247,28 @@ def test_a_local_write_error_gives_the_job_back(engine, tmp_path, one_cell):
     assert "given back to the queue" in outcomes[0].results[0].reason
     job, statuses, rows = _state(engine)
     assert job.state == "queued" and job.attempts == 0 and set(statuses) == {"NEW"} and rows == []
+
+
+def test_exclusion_while_drawn_retires_the_layer_for_good(engine, tmp_path, one_cell, monkeypatch):
+    """``mvm exclude`` of a layer's only member, committed while a job draws the layer: the job
+    does not publish that layer's product afterwards (it would hold an excluded exposure, and
+    nothing would ever plan the empty layer again); its file is not left behind either."""
+    from mvmdb.exclusion import exclude
+
+    with engine.connect() as conn:
+        (ipp,) = conn.execute(sa.text("SELECT ipppssoot FROM exposure")).scalars()
+    real_finish = queue.finish
+
+    def exclude_then_finish(*args, **kwargs):
+        result = exclude(engine, [ipp], "satellite trail seen by eye")
+        assert len(result.layers) == 2 and result.retired == []  # no product yet: nothing to retire
+        return real_finish(*args, **kwargs)
+
+    monkeypatch.setattr(queue, "finish", exclude_then_finish)
+    products = tmp_path / "products"
+    assert run.run_worker(engine, products, once=True) == 1
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM product")).scalar_one() == 0
+        assert conn.execute(sa.text("SELECT count(*) FROM layer_member")).scalar_one() == 0
+        assert conn.execute(sa.text("SELECT state FROM job")).scalar_one() == "done"
+    assert not [p for p in products.rglob("*.fits")]
