@@ -196,6 +196,48 @@ def choose_products(catalog: Callable[[], Any], names: Sequence[str], files: Seq
     return stale_previews(refs, out_dir) if changed else refs
 
 
+def orphan_previews(out_dir: str | Path, products: Sequence[ProductRef]) -> list[Path]:
+    """PNGs in ``out_dir`` drawn by :func:`write_previews` for products that are gone.
+
+    ``products``: every current product of the catalog. A ``<layer>.png`` whose name is an MVM
+    layer (:func:`mvmdb.rules.parse_layer_name`) without a current product (its layer emptied by
+    ``mvm exclude``, an automatic epoch renamed), and a ``<skycell>_color.png`` of a sky cell
+    without a composite any more, are orphans. Other files are never touched.
+    """
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        return []
+    layers = {r.layer for r in products}
+    by_cell: dict[str, list[ProductRef]] = {}
+    for r in products:
+        by_cell.setdefault(r.skycell, []).append(r)
+    colour = {cell for cell, refs in by_cell.items() if choose_composite(refs) is not None}
+    orphans = []
+    for png in sorted(out_dir.glob("*.png")):
+        stem = png.stem
+        if stem.endswith("_color") and stem.startswith("skycell-"):
+            if stem[: -len("_color")] not in colour:
+                orphans.append(png)
+            continue
+        try:
+            rules.parse_layer_name(stem)
+        except ValueError:
+            continue  # not one of ours
+        if stem not in layers:
+            orphans.append(png)
+    return orphans
+
+
+def prune_previews(catalog: Callable[[], Any], out_dir: str | Path) -> list[Path]:
+    """Remove the :func:`orphan_previews` of ``out_dir`` against the whole catalog; return them."""
+    from mvmdb.db.products import current_products
+
+    orphans = orphan_previews(out_dir, current_products(catalog()))
+    for png in orphans:
+        png.unlink(missing_ok=True)
+    return orphans
+
+
 def stale_previews(products: Sequence[ProductRef], out_dir: str | Path) -> list[ProductRef]:
     """The products of every sky cell with a product newer than its PNG (or without one)."""
     out_dir = Path(out_dir)

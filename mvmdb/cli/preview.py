@@ -7,6 +7,9 @@ Forms::
     mvm preview PRODUCT_drc.fits ...     these product files (no database needed)
     mvm preview --changed                only sky cells whose products are newer than their PNGs
 
+Without sky cells or files, PNGs of products that left the catalog are removed
+(:func:`mvmdb.preview.prune_previews`).
+
 Work is in :mod:`mvmdb.preview` (pictures) and :mod:`mvmdb.db.products` (the catalog
 query); this module parses, selects and reports. ``--json`` prints one object per PNG
 with the keys ``png``, ``skycell`` and ``kind`` (``layer`` or ``color``) -- a contract.
@@ -55,15 +58,20 @@ def preview(ctx: click.Context, targets: tuple[str, ...], out_dir: Path, changed
     block-averaged to at most 2048 px on a side.
 
     With no argument, every current product in the catalog; with sky cell names, theirs;
-    with product files, those files (the database is not used).
+    with product files, those files (the database is not used). Without arguments the PNGs
+    of products no longer in the catalog (a layer emptied by mvm exclude) are removed too.
     """
-    from mvmdb.preview import choose_products, write_previews
+    from mvmdb.preview import choose_products, prune_previews, write_previews
 
     names, files = _split_targets(targets)
     try:
         refs = choose_products(lambda: engine(ctx), names, files, changed=changed, out_dir=out_dir)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    if not names and not files:
+        removed = prune_previews(lambda: engine(ctx), out_dir)
+        if removed:
+            click.echo(f"removed {len(removed)} PNG(s) of products no longer in the catalog from {out_dir}", err=True)
     if not refs:
         click.echo("nothing to draw: no products" + (" newer than their previews" if changed else ""), err=True)
         return

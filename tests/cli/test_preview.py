@@ -91,3 +91,21 @@ def test_reduced_read_equals_reducing_the_full_array(drawn):
     for side in (7, 16, max(full.shape)):
         np.testing.assert_array_equal(read_sci_reduced(products[0], max_side=side, strip_rows=10),
                                       block_reduce(full, side))
+
+
+def test_previews_of_retired_products_are_removed(drawn, tmp_path):
+    """A layer emptied by ``mvm exclude`` loses its product; the next catalog-wide ``mvm preview``
+    removes its PNG and the colour PNG it was part of, and nothing else."""
+    url, products = drawn
+    out = tmp_path / "png"
+    assert mvm(url, "preview", "--out", str(out)).exit_code == 0
+    (out / "notes.png").write_bytes(b"not ours")
+    before = {p.name for p in out.glob("*.png")}
+    assert len(before) == 8  # 6 layers, 1 colour, notes
+    excluded = mvm(url, "exclude", "ibc000a1q", "--reason", "guiding failure")  # the F105W exposure
+    assert excluded.exit_code == 0, excluded.output
+    result = mvm(url, "preview", "--changed", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    gone = before - {p.name for p in out.glob("*.png")}
+    assert gone == {f"hst_{CELL}_wfc3_ir_f105w_all.png", f"hst_{CELL}_wfc3_ir_f105w_coarse-all.png", f"{CELL}_color.png"}
+    assert "removed 3 PNG(s) of products no longer in the catalog" in result.stderr
