@@ -113,9 +113,10 @@ def process(ctx: click.Context, pollers: tuple[Path, ...], from_queue: bool, exe
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--executor") from None
     printer = _Printer(as_json)
-    eng = engine(ctx)
-    settings = _settings(heartbeat, stale_after, max_attempts, tile, context)
     with ex:
+        ex.start()  # the other processes import the drawing code while this one reads the catalog
+        eng = engine(ctx)
+        settings = _settings(heartbeat, stale_after, max_attempts, tile, context)
         if from_queue:
             run_queue(eng, products_dir, executor=ex, on_outcome=printer, **settings)
         else:

@@ -4,9 +4,14 @@ A *task* is "claim job J (or the job of poller P) through the database, then dra
 Tasks are plain picklable values run by :func:`run_task` wherever the executor puts them:
 
 * ``inline`` -- in this process (tests, debugging);
-* ``local[:N]`` -- a pool of N processes on this machine (default: the CPU count).
-  Processes, not threads: drizzle's C kernel holds the GIL. The pool uses the ``spawn``
-  start method, so no database connection or thread is inherited across ``fork``;
+* ``local[:N]`` -- N processes on this machine (default: the CPU count): this one and a pool
+  of N - 1 spawned ones, all taking the next task from one list (largest sky cell first,
+  :mod:`mvmdb.process.order`). Processes, not threads: drizzle's C kernel holds the GIL
+  (``cdrizzle.tdriz`` never releases it). This process already has the drawing code loaded,
+  so drawing here too spares one process its imports and memory; the pool is started when
+  the executor is made (:meth:`Executor.start`), so the other processes import while this
+  one reads the catalog. The pool uses the ``spawn`` start method, so no database connection
+  or thread is inherited across ``fork``;
 * ``dask[:N]`` -- Dask distributed: the scheduler at ``scheduler`` (``tcp://host:8786``),
   or a ``LocalCluster`` of N single-threaded worker processes when no address is given.
 
@@ -211,6 +216,13 @@ class Executor:
     def warm(self) -> None:
         """Start the executor's processes and import the processing code there (optional)."""
 
+    def start(self) -> None:
+        """Like :meth:`warm`, without waiting: the processes import while the caller goes on (optional)."""
+
+    def order(self, engine: sa.Engine, tasks: list[Task], cells: list[int | None] | None = None) -> list[Task]:
+        """The order to hand ``tasks`` out in (default: as given)."""
+        return tasks
+
     def close(self) -> None:
         pass
 
@@ -249,6 +261,15 @@ def _warm_up(delay: float) -> int:
     return os.getpid()
 
 
+def _run_here(settings: Settings, task: Task) -> TaskOutcome:
+    """Run a task in this process; one that raised becomes a failed outcome, as from the pool (:func:`_result`)."""
+    try:
+        return run_task(settings, task)
+    except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' outcomes
+        log.warning("task %s failed: %s", task, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return failed_outcome(task, exc)
+
+
 def _result(fut, task: Task) -> TaskOutcome:
     """A future's outcome; a task that raised (or whose process died) becomes a failed outcome: no result is lost."""
     try:
@@ -259,7 +280,12 @@ def _result(fut, task: Task) -> TaskOutcome:
 
 
 class LocalExecutor(Executor):
-    """A pool of ``n`` spawned processes, kept for the executor's lifetime."""
+    """``n`` processes: this one and a pool of ``n - 1`` spawned ones, kept for the executor's lifetime.
+
+    :meth:`run` keeps one list of tasks: each pool process is handed the next task when it
+    is free (from the pool's completion callbacks), and this process draws the next one
+    whenever it has nothing else to do; outcomes are yielded as they complete.
+    """
 
     def __init__(self, n: int | None = None):
         import multiprocessing
@@ -267,24 +293,81 @@ class LocalExecutor(Executor):
         self.n = max(1, n or os.cpu_count() or 1)
         self.name = f"local:{self.n}"
         self._pool = ProcessPoolExecutor(
-            max_workers=self.n, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
-        )
+            max_workers=self.n - 1, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
+        ) if self.n > 1 else None
+        self._warming: list = []
 
     def warm(self) -> None:
-        for fut in [self._pool.submit(_warm_up, 0.2) for _ in range(self.n)]:
+        self.start()
+        for fut in self._warming:
             fut.result()
 
+    def start(self) -> None:
+        if self._pool is not None and not self._warming:
+            self._warming = [self._pool.submit(_warm_up, 0.2) for _ in range(self.n - 1)]
+
+    def order(self, engine, tasks, cells=None):
+        from mvmdb.process.order import largest_first
+
+        return largest_first(engine, tasks, cells) if len(tasks) > 1 else tasks
+
     def run(self, settings, tasks):
-        futures = {self._pool.submit(run_task, settings, t): t for t in tasks}
+        import queue as stdlib_queue
+        import threading
+        from collections import deque
+
+        todo = deque(tasks)
+        done: stdlib_queue.SimpleQueue = stdlib_queue.SimpleQueue()
+        lock = threading.Lock()
+        futures: dict = {}
+
+        def feed() -> None:  # a pool process is free: hand it the next task
+            with lock:
+                if not todo:
+                    return
+                task = todo.popleft()
+                try:
+                    fut = self._pool.submit(run_task, settings, task)
+                except Exception as exc:  # noqa: BLE001 - a broken pool: the task fails, none is lost
+                    done.put((None, task, exc))
+                    return
+                futures[fut] = task
+            fut.add_done_callback(lambda f, t=task: (done.put((f, t, None)), feed()))
+
+        def outcome(item) -> TaskOutcome:
+            fut, task, exc = item
+            return failed_outcome(task, exc) if fut is None else _result(fut, task)
+
         try:
-            for fut in as_completed(futures):
-                yield _result(fut, futures[fut])
+            for _ in range(self.n - 1 if self._pool is not None else 0):
+                feed()
+            expected = len(tasks)
+            while expected:
+                while True:  # outcomes of the pool first, so they are reported as soon as possible
+                    try:
+                        item = done.get_nowait()
+                    except stdlib_queue.Empty:
+                        break
+                    expected -= 1
+                    yield outcome(item)
+                with lock:
+                    task = todo.popleft() if todo else None
+                if task is not None:
+                    expected -= 1
+                    yield _run_here(settings, task)
+                elif expected:
+                    expected -= 1
+                    yield outcome(done.get())
         finally:
-            for fut in futures:
-                fut.cancel()
+            with lock:
+                todo.clear()
+                for fut in futures:
+                    fut.cancel()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        dispose_task_engines()  # tasks drawn in this process: don't leave their pooled connections behind
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor(Executor):
@@ -374,7 +457,8 @@ def run_queue(
             if not claimable:
                 break
             claimed = 0
-            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in claimable]):
+            tasks = ex.order(engine, [Task("job", job_id=j) for j, _ in claimable], [c for _, c in claimable])
+            for out in ex.run(settings, tasks):
                 outcomes.append(out)
                 claimed += out.claimed
                 if on_outcome:
@@ -405,7 +489,7 @@ def run_pollers(
     ex = make_executor(executor, scheduler) if own else executor
     outcomes: list[TaskOutcome] = []
     try:
-        for out in ex.run(settings, tasks):
+        for out in ex.run(settings, ex.order(engine, tasks)):
             outcomes.append(out)
             if on_outcome:
                 on_outcome(out)
