@@ -506,8 +506,16 @@ def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, bloc
     w.begin_data()
     expected = int(np.prod(shape))
     written = 0
+    scratch = None  # one big-endian buffer for all blocks: a fresh one per block costs its page faults
     for block in _iter_blocks(src, block_rows):
-        b = np.ascontiguousarray(block, dtype=be)
+        block = np.asarray(block)
+        if block.ndim == 2 and block.shape[0] <= block_rows:
+            if scratch is None or scratch.shape[1] != block.shape[1]:
+                scratch = np.empty((block_rows, block.shape[1]), dtype=be)
+            b = scratch[:block.shape[0]]
+            np.copyto(b, block, casting="unsafe")
+        else:
+            b = np.ascontiguousarray(block, dtype=be)
         written += b.size
         if written > expected:
             raise ValueError(f"{extname}: source delivered more than {expected} pixels")
@@ -522,8 +530,9 @@ def sha256_of(f) -> str:
     """SHA-256 (hex) of an open binary file, read from its start."""
     f.seek(0)
     h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 22), b""):
-        h.update(block)
+    view = memoryview(bytearray(1 << 22))  # reused: a fresh 4 MiB bytes object per read costs its page faults
+    while n := f.readinto(view):
+        h.update(view[:n])
     return h.hexdigest()
 
 
