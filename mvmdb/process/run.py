@@ -8,10 +8,12 @@ Tasks are plain picklable values run by :func:`run_task` wherever the executor p
   of N - 1 spawned ones, all taking the next task from one list (largest sky cell first,
   :mod:`mvmdb.process.order`). Processes, not threads: drizzle's C kernel holds the GIL
   (``cdrizzle.tdriz`` never releases it). This process already has the drawing code loaded,
-  so drawing here too spares one process its imports and memory; the pool is started when
-  the executor is made (:meth:`Executor.start`), so the other processes import while this
-  one reads the catalog. The pool uses the ``spawn`` start method, so no database connection
-  or thread is inherited across ``fork``;
+  so drawing here too spares one process its imports and memory. The pool uses the
+  ``forkserver`` start method: a fresh server process (started by ``exec``, so no database
+  connection or thread of ours is inherited across ``fork``) imports the drawing code once
+  (:data:`DRAWING_MODULES`) and forks the pool's processes ready to draw. :meth:`Executor.start`
+  starts it, so it imports while this process reads the catalog; :meth:`Executor.close` stops
+  it and waits for it, so its processes are accounted to this one (``getrusage``);
 * ``dask[:N]`` -- Dask distributed: the scheduler at ``scheduler`` (``tcp://host:8786``),
   or a ``LocalCluster`` of N single-threaded worker processes when no address is given.
 
@@ -250,15 +252,30 @@ def _spawn_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _warm_up(delay: float) -> int:
-    """Import what a task needs (drizzle, astropy, the writers) and linger so every process gets one."""
-    import mvmdb.fitsio.product  # noqa: F401
-    import mvmdb.process.drizzling  # noqa: F401
-    import mvmdb.process.keywords  # noqa: F401
-    import mvmdb.process.skymatch  # noqa: F401
+DRAWING_MODULES = ("mvmdb.process.run", "mvmdb.process.job", "mvmdb.process.direct", "mvmdb.process.inputs",
+                   "mvmdb.process.drizzling", "mvmdb.process.skymatch", "mvmdb.process.keywords",
+                   "mvmdb.process.product_headers", "mvmdb.fitsio.product")
+"""What a task imports (drizzle, astropy, scipy, the writers): preloaded by the pool's fork server."""
 
+
+def _warm_up(delay: float) -> int:
+    """Import what a task needs and linger ``delay`` s, so that every process of the pool gets one."""
+    import importlib
+
+    for name in DRAWING_MODULES:
+        importlib.import_module(name)
     time.sleep(delay)
     return os.getpid()
+
+
+def _stop_fork_server() -> None:
+    """Stop this process's ``forkserver`` and wait for it (its pool processes are accounted to us)."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is not None:
+        stop()
 
 
 def _run_here(settings: Settings, task: Task) -> TaskOutcome:
@@ -292,9 +309,11 @@ class LocalExecutor(Executor):
 
         self.n = max(1, n or os.cpu_count() or 1)
         self.name = f"local:{self.n}"
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.n - 1, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
-        ) if self.n > 1 else None
+        self._pool = None
+        if self.n > 1:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["__main__", *DRAWING_MODULES])
+            self._pool = ProcessPoolExecutor(max_workers=self.n - 1, mp_context=ctx, initializer=_spawn_init)
         self._warming: list = []
 
     def warm(self) -> None:
@@ -304,7 +323,8 @@ class LocalExecutor(Executor):
 
     def start(self) -> None:
         if self._pool is not None and not self._warming:
-            self._warming = [self._pool.submit(_warm_up, 0.2) for _ in range(self.n - 1)]
+            linger = 0.2 if self.n > 2 else 0.0  # one pool process needs no spreading
+            self._warming = [self._pool.submit(_warm_up, linger) for _ in range(self.n - 1)]
 
     def order(self, engine, tasks, cells=None):
         from mvmdb.process.order import largest_first
@@ -368,6 +388,8 @@ class LocalExecutor(Executor):
         dispose_task_engines()  # tasks drawn in this process: don't leave their pooled connections behind
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            _stop_fork_server()
 
 
 class DaskExecutor(Executor):
