@@ -87,7 +87,7 @@ def _settings(heartbeat, stale_after, max_attempts, tile, context) -> dict:
 @click.argument("pollers", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--queue", "from_queue", is_flag=True, help="Process the queued jobs (mvm plan queues them).")
 @click.option("--executor", default="local", show_default=True, metavar="local[:N]|dask[:N]|inline",
-              help="Where tasks run: a pool of N processes here, Dask distributed, or this process.")
+              help="Where tasks run: N processes here (this one and N-1 more), Dask distributed, or this process.")
 @click.option("--scheduler", metavar="ADDR", help="Dask scheduler address (tcp://host:8786); default a LocalCluster.")
 @_common
 @click.pass_context
