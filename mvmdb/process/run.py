@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -269,13 +270,24 @@ def _warm_up(delay: float) -> int:
 
 
 def _stop_fork_server() -> None:
-    """Stop this process's ``forkserver`` and wait for it (its pool processes are accounted to us)."""
+    """Stop this process's ``forkserver`` and wait for it (its pool processes are accounted to us).
+
+    Called once the pool's processes are gone: the server holds nothing but imported modules,
+    so it is killed rather than left to tear its interpreter down (~0.3 s) while we wait.
+    """
     from multiprocessing import forkserver
 
     server = getattr(forkserver, "_forkserver", None)
     stop = getattr(server, "_stop", None)
-    if stop is not None:
-        stop()
+    if stop is None:
+        return
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    stop()
 
 
 def _run_here(settings: Settings, task: Task) -> TaskOutcome:
@@ -315,16 +327,29 @@ class LocalExecutor(Executor):
             ctx.set_forkserver_preload(["__main__", *DRAWING_MODULES])
             self._pool = ProcessPoolExecutor(max_workers=self.n - 1, mp_context=ctx, initializer=_spawn_init)
         self._warming: list = []
+        self._starter: threading.Thread | None = None
 
     def warm(self) -> None:
         self.start()
+        if self._starter is not None:
+            self._starter.join()
         for fut in self._warming:
             fut.result()
 
     def start(self) -> None:
-        if self._pool is not None and not self._warming:
+        """Start the pool in a helper thread: a process start waits for the fork server's imports."""
+        if self._pool is not None and self._starter is None:
             linger = 0.2 if self.n > 2 else 0.0  # one pool process needs no spreading
-            self._warming = [self._pool.submit(_warm_up, linger) for _ in range(self.n - 1)]
+            pool, futures = self._pool, self._warming
+
+            def submit_all() -> None:
+                try:
+                    futures.extend(pool.submit(_warm_up, linger) for _ in range(self.n - 1))
+                except Exception as exc:  # noqa: BLE001 - a broken pool shows again when tasks are submitted
+                    log.debug("warming the pool failed: %s", exc)
+
+            self._starter = threading.Thread(target=submit_all, name="pool-start", daemon=True)
+            self._starter.start()
 
     def order(self, engine, tasks, cells=None):
         from mvmdb.process.order import largest_first
@@ -333,7 +358,6 @@ class LocalExecutor(Executor):
 
     def run(self, settings, tasks):
         import queue as stdlib_queue
-        import threading
         from collections import deque
 
         todo = deque(tasks)
@@ -346,11 +370,12 @@ class LocalExecutor(Executor):
                 if not todo:
                     return
                 task = todo.popleft()
-                try:
-                    fut = self._pool.submit(run_task, settings, task)
-                except Exception as exc:  # noqa: BLE001 - a broken pool: the task fails, none is lost
-                    done.put((None, task, exc))
-                    return
+            try:  # outside the lock: submitting may wait for the pool's start
+                fut = self._pool.submit(run_task, settings, task)
+            except Exception as exc:  # noqa: BLE001 - a broken pool: the task fails, none is lost
+                done.put((None, task, exc))
+                return
+            with lock:
                 futures[fut] = task
             fut.add_done_callback(lambda f, t=task: (done.put((f, t, None)), feed()))
 
@@ -359,8 +384,8 @@ class LocalExecutor(Executor):
             return failed_outcome(task, exc) if fut is None else _result(fut, task)
 
         try:
-            for _ in range(self.n - 1 if self._pool is not None else 0):
-                feed()
+            for _ in range(self.n - 1 if self._pool is not None else 0):  # while this process draws
+                threading.Thread(target=feed, name="pool-feed", daemon=True).start()
             expected = len(tasks)
             while expected:
                 while True:  # outcomes of the pool first, so they are reported as soon as possible
@@ -387,6 +412,8 @@ class LocalExecutor(Executor):
     def close(self) -> None:
         dispose_task_engines()  # tasks drawn in this process: don't leave their pooled connections behind
         if self._pool is not None:
+            if self._starter is not None:
+                self._starter.join()
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
             _stop_fork_server()
