@@ -121,6 +121,9 @@ def process(ctx: click.Context, pollers: tuple[Path, ...], from_queue: bool, exe
             run_queue(eng, products_dir, executor=ex, on_outcome=printer, **settings)
         else:
             run_pollers(eng, pollers, products_dir, executor=ex, on_outcome=printer, **settings)
+    from mvmdb.cli.main import exit_fast_when_done
+
+    exit_fast_when_done()  # everything is closed: no interpreter teardown after drawing
     _finish(printer)
 
 
