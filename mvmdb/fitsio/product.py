@@ -12,7 +12,8 @@ temporary name in the target directory, flushed and fsynced, renamed over the
 target with `os.replace` and the directory fsynced; on any error the
 temporary file is removed and nothing appears at the target.  Every HDU carries
 the FITS ``CHECKSUM``/``DATASUM`` (data sums taken while streaming, image headers
-patched in place at the end); the SHA-256 is computed last, over the finished file.
+patched in place at the end); the SHA-256 is computed last, over the finished file, while a
+helper thread fsyncs it (the hash needs the CPU, the fsync the disk).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -526,6 +528,29 @@ def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, bloc
     w.pad()
 
 
+def _hash_while_syncing(f) -> str:
+    """SHA-256 of the finished file ``f`` (:func:`sha256_of`) while a helper thread fsyncs it: the
+    hash is CPU, the fsync waits for the disk, and both release the GIL. Returns once both are
+    done; an fsync error is raised."""
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            os.fsync(f.fileno())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors.append(exc)
+
+    syncer = threading.Thread(target=sync, name="product-fsync", daemon=True)
+    syncer.start()
+    try:
+        digest = sha256_of(f)
+    finally:
+        syncer.join()
+    if errors:
+        raise errors[0]
+    return digest
+
+
 def sha256_of(f) -> str:
     """SHA-256 (hex) of an open binary file, read from its start."""
     f.seek(0)
@@ -603,8 +628,7 @@ def write_product(
             f.flush()
             for offset, header, datasum in patches:
                 os.pwrite(f.fileno(), _seal(header, datasum), offset)
-            digest, size = sha256_of(f), w.size
-            os.fsync(f.fileno())
+            digest, size = _hash_while_syncing(f), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -184,3 +184,16 @@ def test_sha256_is_the_files_over_many_read_chunks(tmp_path):
         write_product(tmp_path / "bad_drz.fits", primary=PRIMARY, sci=sci, wht=RowStrips(sci.shape, np.float32,
                       failing()), nexp=nexp)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big_drz.fits"]
+
+
+def test_fsync_error_fails_the_write_and_leaves_nothing(tmp_path, monkeypatch):
+    """The fsync runs in a helper thread while the file is hashed; its error still fails the write."""
+    sci, wht, nexp = _arrays()
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_product(tmp_path / "x_drz.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
+    assert list(tmp_path.iterdir()) == []
