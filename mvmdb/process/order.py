@@ -8,7 +8,9 @@ the tasks to the processes in decreasing order of that estimate (longest process
 first) keeps the last process from starting a large sky cell when the others are done.
 
 Estimates only order the tasks; they change nothing that is drawn. A task whose sky cell
-is not in the catalog (a poller drawn directly) has an unknown cost and goes first.
+is not in the catalog (a poller drawn directly) has an unknown cost and goes first. Each
+estimate reads the sky cell's snapshot, so only up to :data:`MAX_ORDERED` tasks are ordered;
+longer lists (a night's queue) are handed out as given, where the many tasks balance anyway.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-__all__ = ["cell_work", "largest_first"]
+__all__ = ["MAX_ORDERED", "cell_work", "largest_first"]
+
+MAX_ORDERED = 64
+"""Longest task list that :func:`largest_first` orders (one catalog snapshot read per task)."""
 
 
 def cell_work(conn: sa.Connection, sky_cell_id: int) -> float:
@@ -48,10 +53,13 @@ def _poller_cell(conn: sa.Connection, poller: str) -> int | None:
 
 
 def largest_first(engine: sa.Engine, tasks: Sequence, cells: Sequence[int | None] | None = None) -> list:
-    """``tasks`` sorted by decreasing :func:`cell_work` (stable; unknown cost first).
+    """``tasks`` sorted by decreasing :func:`cell_work` (stable; unknown cost first); as given when
+    there are more than :data:`MAX_ORDERED`.
 
     ``cells`` gives each task's sky cell id; by default a task's ``poller`` file is read for it.
     """
+    if len(tasks) > MAX_ORDERED:
+        return list(tasks)
     keys = []
     with engine.connect() as conn:
         for i, task in enumerate(tasks):

@@ -5,7 +5,7 @@ Tasks are plain picklable values run by :func:`run_task` wherever the executor p
 
 * ``inline`` -- in this process (tests, debugging);
 * ``local[:N]`` -- N processes on this machine (default: the CPU count): this one and a pool
-  of N - 1 spawned ones, all taking the next task from one list (largest sky cell first,
+  of N - 1 more, all taking the next task from one list (largest sky cell first,
   :mod:`mvmdb.process.order`). Processes, not threads: drizzle's C kernel holds the GIL
   (``cdrizzle.tdriz`` never releases it). This process already has the drawing code loaded,
   so drawing here too spares one process its imports and memory. The pool uses the
@@ -34,7 +34,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -309,7 +309,7 @@ def _result(fut, task: Task) -> TaskOutcome:
 
 
 class LocalExecutor(Executor):
-    """``n`` processes: this one and a pool of ``n - 1`` spawned ones, kept for the executor's lifetime.
+    """``n`` processes: this one and a pool of ``n - 1`` forked by the fork server, kept for the executor's lifetime.
 
     :meth:`run` keeps one list of tasks: each pool process is handed the next task when it
     is free (from the pool's completion callbacks), and this process draws the next one
