@@ -384,6 +384,8 @@ class LocalExecutor(Executor):
             return failed_outcome(task, exc) if fut is None else _result(fut, task)
 
         try:
+            # this process is ready now, the pool may still be starting: the first (largest) task is ours
+            first = todo.popleft() if todo else None
             for _ in range(self.n - 1 if self._pool is not None else 0):  # while this process draws
                 threading.Thread(target=feed, name="pool-feed", daemon=True).start()
             expected = len(tasks)
@@ -396,7 +398,7 @@ class LocalExecutor(Executor):
                     expected -= 1
                     yield outcome(item)
                 with lock:
-                    task = todo.popleft() if todo else None
+                    task, first = (first, None) if first is not None else (todo.popleft() if todo else None, None)
                 if task is not None:
                     expected -= 1
                     yield _run_here(settings, task)
