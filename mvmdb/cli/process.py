@@ -87,7 +87,7 @@ def _settings(heartbeat, stale_after, max_attempts, tile, context) -> dict:
 @click.argument("pollers", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--queue", "from_queue", is_flag=True, help="Process the queued jobs (mvm plan queues them).")
 @click.option("--executor", default="local", show_default=True, metavar="local[:N]|dask[:N]|inline",
-              help="Where tasks run: a pool of N processes here, Dask distributed, or this process.")
+              help="Where tasks run: N processes here (this one and N-1 more), Dask distributed, or this process.")
 @click.option("--scheduler", metavar="ADDR", help="Dask scheduler address (tcp://host:8786); default a LocalCluster.")
 @_common
 @click.pass_context
@@ -113,13 +113,17 @@ def process(ctx: click.Context, pollers: tuple[Path, ...], from_queue: bool, exe
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--executor") from None
     printer = _Printer(as_json)
-    eng = engine(ctx)
-    settings = _settings(heartbeat, stale_after, max_attempts, tile, context)
     with ex:
+        ex.start()  # the other processes import the drawing code while this one reads the catalog
+        eng = engine(ctx)
+        settings = _settings(heartbeat, stale_after, max_attempts, tile, context)
         if from_queue:
             run_queue(eng, products_dir, executor=ex, on_outcome=printer, **settings)
         else:
             run_pollers(eng, pollers, products_dir, executor=ex, on_outcome=printer, **settings)
+    from mvmdb.cli.main import exit_fast_when_done
+
+    exit_fast_when_done()  # everything is closed: no interpreter teardown after drawing
     _finish(printer)
 
 

@@ -12,7 +12,8 @@ temporary name in the target directory, flushed and fsynced, renamed over the
 target with `os.replace` and the directory fsynced; on any error the
 temporary file is removed and nothing appears at the target.  Every HDU carries
 the FITS ``CHECKSUM``/``DATASUM`` (data sums taken while streaming, image headers
-patched in place at the end); the SHA-256 is computed last, over the finished file.
+patched in place at the end); the SHA-256 is computed last, over the finished file, while a
+helper thread fsyncs it (the hash needs the CPU, the fsync the disk).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import hashlib
 import io
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -506,8 +508,16 @@ def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, bloc
     w.begin_data()
     expected = int(np.prod(shape))
     written = 0
+    scratch = None  # one big-endian buffer for all blocks: a fresh one per block costs its page faults
     for block in _iter_blocks(src, block_rows):
-        b = np.ascontiguousarray(block, dtype=be)
+        block = np.asarray(block)
+        if block.ndim == 2 and block.shape[0] <= block_rows:
+            if scratch is None or scratch.shape[1] != block.shape[1]:
+                scratch = np.empty((block_rows, block.shape[1]), dtype=be)
+            b = scratch[:block.shape[0]]
+            np.copyto(b, block, casting="unsafe")
+        else:
+            b = np.ascontiguousarray(block, dtype=be)
         written += b.size
         if written > expected:
             raise ValueError(f"{extname}: source delivered more than {expected} pixels")
@@ -518,12 +528,36 @@ def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, bloc
     w.pad()
 
 
+def _hash_while_syncing(f) -> str:
+    """SHA-256 of the finished file ``f`` (:func:`sha256_of`) while a helper thread fsyncs it: the
+    hash is CPU, the fsync waits for the disk, and both release the GIL. Returns once both are
+    done; an fsync error is raised."""
+    errors: list[BaseException] = []
+
+    def sync() -> None:
+        try:
+            os.fsync(f.fileno())
+        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
+            errors.append(exc)
+
+    syncer = threading.Thread(target=sync, name="product-fsync", daemon=True)
+    syncer.start()
+    try:
+        digest = sha256_of(f)
+    finally:
+        syncer.join()
+    if errors:
+        raise errors[0]
+    return digest
+
+
 def sha256_of(f) -> str:
     """SHA-256 (hex) of an open binary file, read from its start."""
     f.seek(0)
     h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 22), b""):
-        h.update(block)
+    view = memoryview(bytearray(1 << 22))  # reused: a fresh 4 MiB bytes object per read costs its page faults
+    while n := f.readinto(view):
+        h.update(view[:n])
     return h.hexdigest()
 
 
@@ -594,8 +628,7 @@ def write_product(
             f.flush()
             for offset, header, datasum in patches:
                 os.pwrite(f.fileno(), _seal(header, datasum), offset)
-            digest, size = sha256_of(f), w.size
-            os.fsync(f.fileno())
+            digest, size = _hash_while_syncing(f), w.size
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -51,6 +51,7 @@ __all__ = [
     "footprint_masks",
     "mask_statistics",
     "mvm_keywords",
+    "positive_mean_median",
 ]
 
 #: Archive comments of the MVM mask and weight keywords (drizzlepac ``haputils/product.py``).
@@ -176,6 +177,27 @@ def exact_mean_median(blocks_factory) -> tuple[float, float, int]:
     return total / n, _middle_value(a, b, dtype), n
 
 
+def positive_mean_median(a: np.ndarray, nrows: int = _BLOCK_ROWS) -> tuple[float, float, int]:
+    """:func:`exact_mean_median` of the values > 0 of an in-memory 2-D array, the same three numbers
+    bit for bit, faster: one selection of the values, the mean summed block by block of ``nrows``
+    rows in the same order (float64 sums of the same runs of values), the median by selection
+    (``np.partition``) instead of radix passes. Needs a copy of the selected values in memory."""
+    keep = a > 0  # NaN compares False
+    values = a[keep]
+    n = values.size
+    if n == 0:
+        return float("nan"), float("nan"), 0
+    counts = [int(np.count_nonzero(keep[y0:y0 + nrows])) for y0 in range(0, a.shape[0], nrows)]
+    total, start = 0.0, 0
+    for c in counts:
+        if c:
+            total += float(np.sum(values[start:start + c], dtype=np.float64))
+        start += c
+    lo, hi = (n - 1) // 2, n // 2
+    values.partition([lo, hi] if lo != hi else lo)
+    return total / n, _middle_value(values[lo], values[hi], values.dtype), n
+
+
 def _middle_value(a: float, b: float, dtype: np.dtype) -> float:
     """numpy's median of the two middle values: their mean in the array's own float type
     (float64 for integers)."""
@@ -251,7 +273,10 @@ def mvm_keywords(footprints: FootprintStats, wht, full_cell_shape) -> dict[str, 
         for w in row_blocks(wht):
             yield w[w > 0]  # NaN compares False
 
-    mean_wht, med_wht, _ = exact_mean_median(wht_values)
+    if isinstance(wht, np.ndarray) and wht.ndim == 2 and not isinstance(wht, np.memmap):
+        mean_wht, med_wht, _ = positive_mean_median(wht)
+    else:
+        mean_wht, med_wht, _ = exact_mean_median(wht_values)
     values = {
         "NPIXFRAC": footprints.n_good / full_size,
         "MEANEXPT": footprints.mean_expt,

@@ -4,9 +4,16 @@ A *task* is "claim job J (or the job of poller P) through the database, then dra
 Tasks are plain picklable values run by :func:`run_task` wherever the executor puts them:
 
 * ``inline`` -- in this process (tests, debugging);
-* ``local[:N]`` -- a pool of N processes on this machine (default: the CPU count).
-  Processes, not threads: drizzle's C kernel holds the GIL. The pool uses the ``spawn``
-  start method, so no database connection or thread is inherited across ``fork``;
+* ``local[:N]`` -- N processes on this machine (default: the CPU count): this one and a pool
+  of N - 1 more, all taking the next task from one list (largest sky cell first,
+  :mod:`mvmdb.process.order`). Processes, not threads: drizzle's C kernel holds the GIL
+  (``cdrizzle.tdriz`` never releases it). This process already has the drawing code loaded,
+  so drawing here too spares one process its imports and memory. The pool uses the
+  ``forkserver`` start method: a fresh server process (started by ``exec``, so no database
+  connection or thread of ours is inherited across ``fork``) imports the drawing code once
+  (:data:`DRAWING_MODULES`) and forks the pool's processes ready to draw. :meth:`Executor.start`
+  starts it, so it imports while this process reads the catalog; :meth:`Executor.close` stops
+  it and waits for it, so its processes are accounted to this one (``getrusage``);
 * ``dask[:N]`` -- Dask distributed: the scheduler at ``scheduler`` (``tcp://host:8786``),
   or a ``LocalCluster`` of N single-threaded worker processes when no address is given.
 
@@ -24,9 +31,10 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -211,6 +219,13 @@ class Executor:
     def warm(self) -> None:
         """Start the executor's processes and import the processing code there (optional)."""
 
+    def start(self) -> None:
+        """Like :meth:`warm`, without waiting: the processes import while the caller goes on (optional)."""
+
+    def order(self, engine: sa.Engine, tasks: list[Task], cells: list[int | None] | None = None) -> list[Task]:
+        """The order to hand ``tasks`` out in (default: as given)."""
+        return tasks
+
     def close(self) -> None:
         pass
 
@@ -238,15 +253,50 @@ def _spawn_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _warm_up(delay: float) -> int:
-    """Import what a task needs (drizzle, astropy, the writers) and linger so every process gets one."""
-    import mvmdb.fitsio.product  # noqa: F401
-    import mvmdb.process.drizzling  # noqa: F401
-    import mvmdb.process.keywords  # noqa: F401
-    import mvmdb.process.skymatch  # noqa: F401
+DRAWING_MODULES = ("mvmdb.process.run", "mvmdb.process.job", "mvmdb.process.direct", "mvmdb.process.inputs",
+                   "mvmdb.process.drizzling", "mvmdb.process.skymatch", "mvmdb.process.keywords",
+                   "mvmdb.process.product_headers", "mvmdb.fitsio.product")
+"""What a task imports (drizzle, astropy, scipy, the writers): preloaded by the pool's fork server."""
 
+
+def _warm_up(delay: float) -> int:
+    """Import what a task needs and linger ``delay`` s, so that every process of the pool gets one."""
+    import importlib
+
+    for name in DRAWING_MODULES:
+        importlib.import_module(name)
     time.sleep(delay)
     return os.getpid()
+
+
+def _stop_fork_server() -> None:
+    """Stop this process's ``forkserver`` and wait for it (its pool processes are accounted to us).
+
+    Called once the pool's processes are gone: the server holds nothing but imported modules,
+    so it is killed rather than left to tear its interpreter down (~0.3 s) while we wait.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    stop = getattr(server, "_stop", None)
+    if stop is None:
+        return
+    pid = getattr(server, "_forkserver_pid", None)
+    if pid is not None:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    stop()
+
+
+def _run_here(settings: Settings, task: Task) -> TaskOutcome:
+    """Run a task in this process; one that raised becomes a failed outcome, as from the pool (:func:`_result`)."""
+    try:
+        return run_task(settings, task)
+    except Exception as exc:  # noqa: BLE001 - one task's failure must not lose the others' outcomes
+        log.warning("task %s failed: %s", task, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+        return failed_outcome(task, exc)
 
 
 def _result(fut, task: Task) -> TaskOutcome:
@@ -259,32 +309,116 @@ def _result(fut, task: Task) -> TaskOutcome:
 
 
 class LocalExecutor(Executor):
-    """A pool of ``n`` spawned processes, kept for the executor's lifetime."""
+    """``n`` processes: this one and a pool of ``n - 1`` forked by the fork server, kept for the executor's lifetime.
+
+    :meth:`run` keeps one list of tasks: each pool process is handed the next task when it
+    is free (from the pool's completion callbacks), and this process draws the next one
+    whenever it has nothing else to do; outcomes are yielded as they complete.
+    """
 
     def __init__(self, n: int | None = None):
         import multiprocessing
 
         self.n = max(1, n or os.cpu_count() or 1)
         self.name = f"local:{self.n}"
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.n, mp_context=multiprocessing.get_context("spawn"), initializer=_spawn_init
-        )
+        self._pool = None
+        if self.n > 1:
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload(["__main__", *DRAWING_MODULES])
+            self._pool = ProcessPoolExecutor(max_workers=self.n - 1, mp_context=ctx, initializer=_spawn_init)
+        self._warming: list = []
+        self._starter: threading.Thread | None = None
 
     def warm(self) -> None:
-        for fut in [self._pool.submit(_warm_up, 0.2) for _ in range(self.n)]:
+        self.start()
+        if self._starter is not None:
+            self._starter.join()
+        for fut in self._warming:
             fut.result()
 
+    def start(self) -> None:
+        """Start the pool in a helper thread: a process start waits for the fork server's imports."""
+        if self._pool is not None and self._starter is None:
+            linger = 0.2 if self.n > 2 else 0.0  # one pool process needs no spreading
+            pool, futures = self._pool, self._warming
+
+            def submit_all() -> None:
+                try:
+                    futures.extend(pool.submit(_warm_up, linger) for _ in range(self.n - 1))
+                except Exception as exc:  # noqa: BLE001 - a broken pool shows again when tasks are submitted
+                    log.debug("warming the pool failed: %s", exc)
+
+            self._starter = threading.Thread(target=submit_all, name="pool-start", daemon=True)
+            self._starter.start()
+
+    def order(self, engine, tasks, cells=None):
+        from mvmdb.process.order import largest_first
+
+        return largest_first(engine, tasks, cells) if len(tasks) > 1 else tasks
+
     def run(self, settings, tasks):
-        futures = {self._pool.submit(run_task, settings, t): t for t in tasks}
+        import queue as stdlib_queue
+        from collections import deque
+
+        todo = deque(tasks)
+        done: stdlib_queue.SimpleQueue = stdlib_queue.SimpleQueue()
+        lock = threading.Lock()
+        futures: dict = {}
+
+        def feed() -> None:  # a pool process is free: hand it the next task
+            with lock:
+                if not todo:
+                    return
+                task = todo.popleft()
+            try:  # outside the lock: submitting may wait for the pool's start
+                fut = self._pool.submit(run_task, settings, task)
+            except Exception as exc:  # noqa: BLE001 - a broken pool: the task fails, none is lost
+                done.put((None, task, exc))
+                return
+            with lock:
+                futures[fut] = task
+            fut.add_done_callback(lambda f, t=task: (done.put((f, t, None)), feed()))
+
+        def outcome(item) -> TaskOutcome:
+            fut, task, exc = item
+            return failed_outcome(task, exc) if fut is None else _result(fut, task)
+
         try:
-            for fut in as_completed(futures):
-                yield _result(fut, futures[fut])
+            # this process is ready now, the pool may still be starting: the first (largest) task is ours
+            first = todo.popleft() if todo else None
+            for _ in range(self.n - 1 if self._pool is not None else 0):  # while this process draws
+                threading.Thread(target=feed, name="pool-feed", daemon=True).start()
+            expected = len(tasks)
+            while expected:
+                while True:  # outcomes of the pool first, so they are reported as soon as possible
+                    try:
+                        item = done.get_nowait()
+                    except stdlib_queue.Empty:
+                        break
+                    expected -= 1
+                    yield outcome(item)
+                with lock:
+                    task, first = (first, None) if first is not None else (todo.popleft() if todo else None, None)
+                if task is not None:
+                    expected -= 1
+                    yield _run_here(settings, task)
+                elif expected:
+                    expected -= 1
+                    yield outcome(done.get())
         finally:
-            for fut in futures:
-                fut.cancel()
+            with lock:
+                todo.clear()
+                for fut in futures:
+                    fut.cancel()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        dispose_task_engines()  # tasks drawn in this process: don't leave their pooled connections behind
+        if self._pool is not None:
+            if self._starter is not None:
+                self._starter.join()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            _stop_fork_server()
 
 
 class DaskExecutor(Executor):
@@ -374,7 +508,8 @@ def run_queue(
             if not claimable:
                 break
             claimed = 0
-            for out in ex.run(settings, [Task("job", job_id=j) for j, _ in claimable]):
+            tasks = ex.order(engine, [Task("job", job_id=j) for j, _ in claimable], [c for _, c in claimable])
+            for out in ex.run(settings, tasks):
                 outcomes.append(out)
                 claimed += out.claimed
                 if on_outcome:
@@ -405,7 +540,7 @@ def run_pollers(
     ex = make_executor(executor, scheduler) if own else executor
     outcomes: list[TaskOutcome] = []
     try:
-        for out in ex.run(settings, tasks):
+        for out in ex.run(settings, ex.order(engine, tasks)):
             outcomes.append(out)
             if on_outcome:
                 on_outcome(out)

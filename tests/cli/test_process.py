@@ -92,6 +92,29 @@ def test_failed_layer_gives_exit_status_1(db_url, planned, tmp_path):
     assert sum(r["status"] == "done" for r in records) == 2
 
 
+def test_console_process_exits_fast_with_its_status_and_all_output(db_url, planned, tmp_path):
+    """``mvm process`` as a real process ends with os._exit after the command: exit status, every
+    line of stdout (a pipe) and the summary on stderr are all there, for success and for failure."""
+    import subprocess
+
+    cells, pollers = planned
+    url = db_url.render_as_string(hide_password=False)
+    cmd = [sys.executable, "-m", "mvmdb.cli.main", "--db", url, "process", "--executor", "local:2", "--json",
+           "--products", str(tmp_path / "p")]
+    ok = subprocess.run([*cmd, str(pollers[0].path)], capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert [json.loads(line)["status"] for line in ok.stdout.splitlines()] == ["done", "done"]
+    os.unlink(cells[1][1])
+    bad = subprocess.run([*cmd, str(pollers[1].path)], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 1
+    assert [json.loads(line)["status"] for line in bad.stdout.splitlines()] == ["failed", "failed"]
+    assert "2 layers, 2 failed" not in bad.stderr  # --json: no summary line
+    human = subprocess.run([c for c in cmd if c != "--json"] + [str(pollers[1].path)], capture_output=True,
+                           text=True, timeout=300)
+    assert human.returncode == 1 and human.stderr.rstrip().endswith("2 layers, 2 failed")
+    assert len(human.stdout.splitlines()) == 2
+
+
 def test_worker_once(db_url, planned, tmp_path):
     result = mvm(db_url, "worker", "--once", "--products", str(tmp_path / "p"), "--json")
     assert result.exit_code == 0, result.output

@@ -165,3 +165,35 @@ def test_every_hdu_carries_a_valid_fits_checksum(tmp_path):
             with fits.open(pf.path, checksum=True, disable_image_compression=True) as h:
                 assert [(x.verify_checksum(), x.verify_datasum()) for x in h] == [(1, 1)] * 6
                 np.testing.assert_array_equal(h["NEXP"].data, nexp)
+
+
+def test_sha256_is_the_files_over_many_read_chunks(tmp_path):
+    """The recorded digest is the finished file's (patched headers included) for arrays of several
+    4 MiB read chunks; a failed write leaves nothing."""
+    sci, wht, nexp = _arrays(shape=(1500, 1300), seed=4)
+    pf = write_product(tmp_path / "big_drz.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp, hdrtab=HDRTAB,
+                       wcs_header=_wcs_header())
+    assert pf.size == os.path.getsize(pf.path) > 3 * (1 << 22)
+    assert pf.sha256 == hashlib.sha256(pf.path.read_bytes()).hexdigest()
+
+    def failing():
+        yield sci[:700]
+        raise RuntimeError("tile producer died")
+
+    with pytest.raises(RuntimeError, match="tile producer died"):
+        write_product(tmp_path / "bad_drz.fits", primary=PRIMARY, sci=sci, wht=RowStrips(sci.shape, np.float32,
+                      failing()), nexp=nexp)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big_drz.fits"]
+
+
+def test_fsync_error_fails_the_write_and_leaves_nothing(tmp_path, monkeypatch):
+    """The fsync runs in a helper thread while the file is hashed; its error still fails the write."""
+    sci, wht, nexp = _arrays()
+
+    def broken(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", broken)
+    with pytest.raises(OSError, match="Input/output error"):
+        write_product(tmp_path / "x_drz.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
+    assert list(tmp_path.iterdir()) == []

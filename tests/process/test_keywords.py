@@ -15,6 +15,7 @@ from mvmdb.process.keywords import (
     footprint_masks,
     mask_statistics,
     mvm_keywords,
+    positive_mean_median,
 )
 
 
@@ -175,3 +176,23 @@ def test_exact_median_all_dtypes_and_heavy_ties(dtype):
         mean, med, n = exact_mean_median(lambda: iter(np.array_split(w, 5)))
         assert n == w.size and med == float(np.median(w))
         assert mean == pytest.approx(float(np.mean(w, dtype=np.float64)), rel=1e-12, abs=1e-9)
+
+
+@pytest.mark.parametrize("shape, frac", [((700, 333), 0.6), ((256, 9), 0.5), ((257, 4), 0.0), ((3, 5), 1.0),
+                                         ((1000, 50), 0.001)])
+def test_positive_mean_median_is_exact_mean_median_bit_for_bit(shape, frac):
+    """The in-memory path of the WHT keywords gives exactly the streamed numbers (mean summed in the
+    same blocks and order, the same median), with NaN, zeros and negatives left out."""
+    rng = np.random.default_rng(int(shape[0] * frac * 1000) + shape[1])
+    a = (rng.random(shape) * 900).astype(np.float32)
+    a[rng.random(shape) >= frac] = 0.0
+    a[rng.random(shape) < 0.05] = np.nan
+    a[rng.random(shape) < 0.02] = -3.0
+    a[: shape[0] // 3] = np.round(a[: shape[0] // 3])  # ties
+    want = exact_mean_median(lambda: (b[b > 0] for b in (a[y:y + 256] for y in range(0, shape[0], 256))))
+    got = positive_mean_median(a)
+    assert got[2] == want[2]
+    if want[2] == 0:
+        assert np.isnan(got[0]) and np.isnan(got[1])
+    else:
+        assert got == want

@@ -70,6 +70,48 @@ def test_run_queue_local_pool_draws_each_job_once(engine, tmp_path):
     assert run.run_queue(engine, tmp_path / "products", executor="inline") == []  # nothing left
 
 
+def test_local_executor_draws_in_this_process_and_in_its_pool(engine, tmp_path):
+    """local:2 is this process plus one spawned one, taking tasks from one list: every poller is
+    drawn exactly once, by both processes."""
+    import os
+
+    cells = tiny_cells(tmp_path / "in", 4)
+    pollers = ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
+    with run.make_executor("local:2") as ex:
+        ex.start()
+        outcomes = run.run_pollers(engine, [p.path for p in pollers], tmp_path / "products", executor=ex)
+    assert len(outcomes) == 4 and all(o.claimed for o in outcomes)
+    assert sorted(o.skycell for o in outcomes) == sorted(c.name for c, _ in cells)
+    assert {r.status for o in outcomes for r in o.results} == {"done"}
+    jobs = _jobs(engine)
+    assert {j.state for j in jobs} == {"done"}
+    pids = {j.worker.split(":")[1] for j in jobs}
+    assert str(os.getpid()) in pids and len(pids) == 2
+
+
+def test_tasks_are_ordered_largest_sky_cell_first(engine, tmp_path):
+    from mvmdb.poller import PollerRow, write_poller
+    from mvmdb.process.order import largest_first
+
+    paths = []
+    (tmp_path / "in").mkdir()
+    for k, crop in enumerate((TINY, 3 * TINY, 2 * TINY)):
+        cell = SkyCell(1359, 11, 5 + k)
+        c = cell_center(cell)
+        m = write_member(tmp_path / "in", star_truth(center=c, n=2, step=2.0, mags=(19.0, 19.0)), "WFC3", "IR",
+                         "F160W", f"ibo0{k:02d}a1q", center=c, exptime=100.0, seed=k, crop=crop)
+        paths.append(m.path)
+    pollers = sorted(ingest_and_plan(engine, paths, tmp_path / "pollers"), key=lambda p: p.skycell)
+    row = PollerRow(filename="x_flt.fits", proposal_id=1, program_id="B00", obset_id="00", exptime=1.0,
+                    filters="F160W", detector="IR", skycell="skycell-p0001x01y01", status="NEW", path="/nowhere")
+    unknown = write_poller(tmp_path / "unknown.out", [row])
+    tasks = [run.Task("poller", poller=str(p)) for p in [*(q.path for q in pollers), unknown]]
+    ordered = largest_first(engine, tasks)
+    assert [t.poller for t in ordered] == [str(unknown), str(pollers[1].path), str(pollers[2].path),
+                                           str(pollers[0].path)]
+    assert run.make_executor("inline").order(engine, tasks) == tasks  # inline keeps the given order
+
+
 def test_run_queue_dask_local_cluster(engine, tmp_path):
     cells = tiny_cells(tmp_path / "in", 2)
     ingest_and_plan(engine, [p for _, p in cells], tmp_path / "pollers")
