@@ -296,7 +296,8 @@ def aperture_fluxes(sci, wht, x, y, r_ap: float, r_in: float, r_out: float, r_co
     (a member missing there: chip edge or gap, CR, defect, saturation)."""
     R = int(np.ceil(r_out)) + 1
     off = np.arange(-R, R + 1)
-    xi, yi = np.rint(x).astype(int), np.rint(y).astype(int)
+    finite = np.isfinite(x) & np.isfinite(y)
+    xi, yi = (np.rint(np.where(finite, c, -1e6)).astype(int) for c in (x, y))
     ny, nx = sci.shape
     out = np.full(np.shape(x), np.nan)
     idx = np.flatnonzero((xi - R >= 0) & (xi + R < nx) & (yi - R >= 0) & (yi + R < ny))
@@ -305,10 +306,14 @@ def aperture_fluxes(sci, wht, x, y, r_ap: float, r_in: float, r_out: float, r_co
     cut, w = sci[Y, X].astype(float), wht[Y, X].astype(float)
     d2 = (X - x[idx, None, None]) ** 2 + (Y - y[idx, None, None]) ** 2
     ap, core = d2 <= r_ap**2, d2 <= r_core**2
+    cut = np.where(w > 0, cut, 0.0)  # pixels without weight (NaN in products) never count
     ann = (d2 >= r_in**2) & (d2 <= r_out**2) & (w > 0)
+    has = ann.any(axis=(1, 2))
+    ann[~has] = True  # off the layer: a placeholder annulus, the source is rejected below
     bg = np.nanmedian(np.where(ann, cut, np.nan).reshape(idx.size, -1), axis=1)
     wref = np.nanmedian(np.where(ann, w, np.nan).reshape(idx.size, -1), axis=1)
-    ok = ~(ap & ~(w > 0)).any(axis=(1, 2)) & ~(core & (w < 0.9 * wref[:, None, None])).any(axis=(1, 2))
+    ok = has & ~(ap & ~(w > 0)).any(axis=(1, 2))
+    ok &= ~(core & (w < 0.9 * wref[:, None, None])).any(axis=(1, 2))
     flux = np.where(ap, cut - bg[:, None, None], 0.0).sum(axis=(1, 2))
     out[idx] = np.where(ok, flux, np.nan)
     return out
