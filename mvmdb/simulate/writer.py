@@ -701,7 +701,8 @@ def _smear(spec: ExposureSpec, det: DetectorModel, filt: FilterInfo, w: WCS, geo
 
 
 def _source_signal(spec: ExposureSpec, geom: ChipGeometry, truth: Table | None, psf: render.PSF) -> np.ndarray:
-    """Noiseless electrons of the truth sources on one chip (point sources and galaxies, smeared by guiding)."""
+    """Noiseless electrons of the truth sources on one chip (point sources and galaxies, smeared by guiding),
+    flat-fielded: each source has ``rate * EXPTIME / PAM`` e- (see :class:`ExposureSpec`)."""
     det = spec.model
     filt = spec.filter_info
     k = spec.downscale
