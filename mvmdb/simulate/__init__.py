@@ -18,7 +18,8 @@ Public API::
 Files look like the archive's ``<ipppssoot>_flt.fits`` / ``_flc.fits``: PRIMARY keywords,
 SCI/ERR/DQ per chip with the real chip sizes and layout, a TAN-SIP WCS that is the true
 mapping (forward and inverse SIP), pixels rendered from ``truth.ecsv`` with noise, sky,
-cosmic rays and detector defects flagged with the archive's DQ bits.  See the module
+cosmic rays and detector defects flagged with the archive's DQ bits, flat-fielded like
+the archive's (a source has ``rate * EXPTIME / PAM`` e-, PAM the pixel area map).  See the module
 docstrings of :mod:`.scene`, :mod:`.writer`, :mod:`.instruments` and :mod:`.render` for
 units and pixel conventions (pixel positions are 0-based, CRPIX 1-based).
 """

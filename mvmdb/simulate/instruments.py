@@ -505,6 +505,43 @@ def sip_eval(coeffs: dict[tuple[int, int], float], u, v):
     return out
 
 
+def sip_gradient(coeffs: dict[tuple[int, int], float], u, v):
+    """Partial derivatives (d/du, d/dv) of :func:`sip_eval` at (u, v)."""
+    shape = np.broadcast(u, v).shape
+    du, dv = np.zeros(shape), np.zeros(shape)
+    for (p, q), c in coeffs.items():
+        if p:
+            du = du + c * p * u ** (p - 1) * v**q
+        if q:
+            dv = dv + c * q * u**p * v ** (q - 1)
+    return du, dv
+
+
+def idcscale(det: DetectorModel) -> float:
+    """The file's ``IDCSCALE``: the nominal (IDCTAB) pixel scale, arcsec per native pixel."""
+    return float(round(det.native_scale(), 6))
+
+
+def pixel_area_map(geom: ChipGeometry, x, y, nominal_scale: float):
+    """Pixel area map (PAM) of a chip: the sky area of the file pixel at 0-based (x, y) over
+    the nominal pixel area ``(nominal_scale * K)**2`` (``nominal_scale``: IDCSCALE, arcsec per
+    native pixel; K the downscale).
+
+    The area is ``|det CD| |det (1 + d(f, g)/d(u, v))|`` of the TAN-SIP WCS (SIP ``f``, ``g``
+    in pixel offsets ``u, v`` from CRPIX); the gnomonic projection's own area change
+    (``cos**3`` of the distance from CRVAL, < 1e-6 over a chip) is neglected.  This is the
+    factor by which drizzle, which takes FLT pixels as flat-fielded values per nominal
+    pixel area, scales the counts of a source falling on that pixel.
+    """
+    u = np.asarray(x, float) + 1.0 - geom.crpix[0]
+    v = np.asarray(y, float) + 1.0 - geom.crpix[1]
+    fu, fv = sip_gradient(geom.a, u, v)
+    gu, gv = sip_gradient(geom.b, u, v)
+    jac = np.abs((1.0 + fu) * (1.0 + gv) - fv * gu)
+    area = abs(np.linalg.det(geom.cd)) * 3600.0**2 * jac
+    return area / (nominal_scale * geom.downscale) ** 2
+
+
 _INVERSE_CACHE: dict[tuple, tuple] = {}
 
 

@@ -32,6 +32,8 @@ from mvmdb.simulate.instruments import (
     FilterInfo,
     chip_geometry,
     detector_model,
+    idcscale,
+    pixel_area_map,
     psf_fwhm_pixels,
     sip_eval,
     tan_deproject,
@@ -85,6 +87,13 @@ class ExposureSpec:
     pixel, x EXPTIME unless a rate) with a +-2% chip-to-chip difference.  ``sky_factor``
     None (the default) draws a factor in [0.7, 1.6] per exposure (zodiacal light and
     earthshine vary), so every exposure has its own sky level for sky matching.
+
+    Flat field: like the archive's FLT/FLC files, pixels are flat-fielded to a uniform sky
+    per pixel, so the counts of a source on a pixel whose sky area differs from the nominal
+    ``(IDCSCALE * K)**2`` are divided by the pixel area map there (``rate * EXPTIME / PAM``,
+    :func:`~mvmdb.simulate.instruments.pixel_area_map`): an FLT aperture sum must be
+    multiplied by the PAM to give the truth rate, while drizzle (which multiplies by the
+    pixel's area over nominal) gives it directly.
 
     Artifacts: ``cosmic_rays`` (rate per detector, scaled so the hit fraction of pixels
     is realistic at any K); ``cr_flag`` is the DQ bit set on hit pixels (None: 4096 on
@@ -692,7 +701,8 @@ def _smear(spec: ExposureSpec, det: DetectorModel, filt: FilterInfo, w: WCS, geo
 
 
 def _source_signal(spec: ExposureSpec, geom: ChipGeometry, truth: Table | None, psf: render.PSF) -> np.ndarray:
-    """Noiseless electrons of the truth sources on one chip (point sources and galaxies, smeared by guiding)."""
+    """Noiseless electrons of the truth sources on one chip (point sources and galaxies, smeared by guiding),
+    flat-fielded: each source has ``rate * EXPTIME / PAM`` e- (see :class:`ExposureSpec`)."""
     det = spec.model
     filt = spec.filter_info
     k = spec.downscale
@@ -707,7 +717,7 @@ def _source_signal(spec: ExposureSpec, geom: ChipGeometry, truth: Table | None, 
         gal = is_galaxy(truth)
         margin = psf.radius + 2 + float(np.abs(smear).max())
         idx, x, y = _source_positions(w, geom, ra, dec, margin + 50)
-        counts = rates[idx] * t
+        counts = rates[idx] * t / pixel_area_map(geom, x, y, idcscale(det))  # flat-fielded (see ExposureSpec)
         point = ~gal[idx]
         if point.any():
             xs = (x[point][:, None] + smear[None, :, 0]).ravel()
@@ -958,7 +968,7 @@ def _sci_cards(spec: ExposureSpec, geom: ChipGeometry, crpix: tuple[float, float
         ("NCOMBINE", 1, "number of image sets combined during CR rejection"),
         ("SDQFLAGS", SDQFLAGS, "serious data quality flags"),
         ("S_REGION", s_region, ""),
-        ("IDCSCALE", float(round(det.native_scale(), 6)), "pixel scale from the IDCTAB reference file"),
+        ("IDCSCALE", idcscale(det), "pixel scale from the IDCTAB reference file"),
         ("IDCXREF", float(chip.crpix[0]), "reference pixel location in X"),
         ("IDCYREF", float(chip.crpix[1]), "reference pixel location in Y"),
         ("IDCV2REF", float(chip.v2v3ref[0]), "reference pixel's V2 position"),

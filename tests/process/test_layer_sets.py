@@ -37,6 +37,9 @@ pytestmark = pytest.mark.slow
 
 PM = 200.0  # mas/yr: 1" (25 fine px) between 2011 and 2016
 FINE = 0.04  # arcsec per fine pixel
+SAMPLING = 0.04  # drizzled profiles of a static star differ between years by up to this share of its brightness
+# ... which moves up to this share of a star's light across an aperture of 2 PSF-halo sigmas
+SAMPLING_APERTURE = 0.004
 
 
 def sha256(path) -> str:
@@ -244,8 +247,15 @@ def test_difference_of_two_years_shows_the_moving_star_and_nothing_else(years, s
     """2011 - 2016 (ACS/WFC F814W), smoothed by the PSF: |z| > 5 only near the star's two positions.
 
     Noise per pixel: the sky noise, scaled by each layer's weight (WHT ~ exposure time) and
-    measured robustly on the difference itself, plus 10% of the local brightness: static
-    sources cancel to within the few per cent by which the years' photometry differs here.
+    measured robustly on the difference itself, plus 4% of the local brightness. Static
+    stars have the same flux in both years (to ~0.3%, see the test below), but not the same
+    drizzled profile: each year's two dithers sample the undersampled PSF (core FWHM 1.5
+    file px) at their own sub-pixel phases, and where a CR or defect masks part of a core
+    the other exposure's sampling fills it. After smoothing, the profiles of the bright
+    static stars here differ by 0.5-1.6% of the local brightness at their peaks and up to
+    ~3% in their inner wings (z up to 4.9 with 3%); 4% covers that. (The 10% that was here
+    hid a simulator bug: sources were not flat-fielded by the pixel area map, so a star's
+    flux in each year followed the PAM at its chip positions, 4-8% apart.)
     """
     layer = {s["parts"].key: s for s in star_layers.values() if s["parts"].detector == "wfc"}
     a, b = layer["2011"], layer["2016"]
@@ -263,7 +273,7 @@ def test_difference_of_two_years_shows_the_moving_star_and_nothing_else(years, s
     u = diff[inner] / np.sqrt(inv[inner])
     c_sky = (1.4826 * np.median(np.abs(u - np.median(u)))) ** 2
     z = np.zeros_like(diff)
-    z[inner] = (diff[inner] - np.median(diff[inner])) / np.sqrt(c_sky * inv[inner] + (0.1 * level[inner]) ** 2)
+    z[inner] = (diff[inner] - np.median(diff[inner])) / np.sqrt(c_sky * inv[inner] + (SAMPLING * level[inner]) ** 2)
     hy, hx = np.nonzero(np.abs(z) > 5)
     hx, hy = hx + box[1].start, hy + box[0].start
     positions = [(np.average(s["x"], weights=s["t"]), np.average(s["y"], weights=s["t"])) for s in (a, b)]
@@ -272,3 +282,152 @@ def test_difference_of_two_years_shows_the_moving_star_and_nothing_else(years, s
     assert (dist.min(axis=0) <= 3 * fw).all(), f"{np.sum(dist.min(axis=0) > 3 * fw)} pixels above 5 sigma elsewhere"
     zz = z[hy - box[0].start, hx - box[1].start]
     assert (zz[dist[0] <= 2 * fw] > 5).any() and (zz[dist[1] <= 2 * fw] < -5).any()  # + at 2011, - at 2016
+
+
+# --------------------------------------------------------------------------- static photometry
+
+
+def aperture_fluxes(sci, wht, x, y, r_ap: float, r_in: float, r_out: float, r_core: float) -> np.ndarray:
+    """Aperture photometry (SCI units, e.g. e-/s) of sources at 0-based (x, y), radii in pixels.
+
+    The sum within ``r_ap`` minus the median of the annulus ``r_in``..``r_out`` times the
+    aperture's pixel count. NaN where the stamp leaves the image, a pixel of the aperture has
+    no weight, or a pixel within ``r_core`` has less than 90% of the annulus's median weight
+    (a member missing there: chip edge or gap, CR, defect, saturation)."""
+    R = int(np.ceil(r_out)) + 1
+    off = np.arange(-R, R + 1)
+    finite = np.isfinite(x) & np.isfinite(y)
+    xi, yi = (np.rint(np.where(finite, c, -1e6)).astype(int) for c in (x, y))
+    ny, nx = sci.shape
+    out = np.full(np.shape(x), np.nan)
+    idx = np.flatnonzero((xi - R >= 0) & (xi + R < nx) & (yi - R >= 0) & (yi + R < ny))
+    X = xi[idx, None, None] + off[None, None, :]
+    Y = yi[idx, None, None] + off[None, :, None]
+    cut, w = sci[Y, X].astype(float), wht[Y, X].astype(float)
+    d2 = (X - x[idx, None, None]) ** 2 + (Y - y[idx, None, None]) ** 2
+    ap, core = d2 <= r_ap**2, d2 <= r_core**2
+    cut = np.where(w > 0, cut, 0.0)  # pixels without weight (NaN in products) never count
+    ann = (d2 >= r_in**2) & (d2 <= r_out**2) & (w > 0)
+    has = ann.any(axis=(1, 2))
+    ann[~has] = True  # off the layer: a placeholder annulus, the source is rejected below
+    bg = np.nanmedian(np.where(ann, cut, np.nan).reshape(idx.size, -1), axis=1)
+    wref = np.nanmedian(np.where(ann, w, np.nan).reshape(idx.size, -1), axis=1)
+    ok = has & ~(ap & ~(w > 0)).any(axis=(1, 2))
+    ok &= ~(core & (w < 0.9 * wref[:, None, None])).any(axis=(1, 2))
+    flux = np.where(ap, cut - bg[:, None, None], 0.0).sum(axis=(1, 2))
+    out[idx] = np.where(ok, flux, np.nan)
+    return out
+
+
+def _psf_radii(years, detector: str, filt: str) -> dict[str, float]:
+    """Aperture radii (arcsec) from the simulated PSF: core FWHM ``psf_fwhm_px`` file px plus a
+    halo 3x wider holding 12% of the light (``mvmdb.simulate.render``), widened by the input and
+    output pixels. Aperture: 2 halo sigmas (encircled energy ``ee``, ~0.98); annulus 1.5-2.2 x."""
+    from mvmdb.simulate.render import PSF
+
+    man = years["scene"].manifest
+    row = man[(man["detector"] == detector.upper()) & (man["filter"] == filt.upper())][0]
+    hdr = fits.getheader(years["scene"].out_dir / row["path"], ("SCI", 1))
+    p_in = float(np.mean([s.to_value("arcsec") for s in WCS(hdr).proj_plane_pixel_scales()]))
+    psf = PSF(float(row["psf_fwhm_px"]))
+    var = [(f, (s * p_in) ** 2 + p_in**2 / 6 + FINE**2 / 12) for f, s in psf.components]
+    r_ap = 2 * np.sqrt(var[-1][1])
+    ee = sum(f * (1 - np.exp(-(r_ap**2) / (2 * v))) for f, v in var)
+    return {"p_in": p_in, "ap": r_ap, "in": 1.5 * r_ap, "out": 2.2 * r_ap, "core": psf.fwhm * p_in, "ee": ee}
+
+
+def _static_stars(years, key: str, radius: float) -> Table:
+    """Truth stars that do not move, with no galaxy and no source brighter than 1% of them within ``radius`` arcsec."""
+    t = Table.read(years["scene"].truth_path, format="ascii.ecsv")
+    flux = np.asarray(t[key], float)
+    c = np.radians(np.stack([t["ra"], t["dec"]], 1))
+    v = np.stack([np.cos(c[:, 1]) * np.cos(c[:, 0]), np.cos(c[:, 1]) * np.sin(c[:, 0]), np.sin(c[:, 1])], 1)
+    sep = np.degrees(np.arccos(np.clip(v @ v.T, -1, 1))) * 3600
+    np.fill_diagonal(sep, np.inf)
+    crowded = ((sep < radius) & ((flux[None, :] > 0.01 * flux[:, None]) | (t["kind"] != "star")[None, :])).any(1)
+    keep = (t["kind"] == "star") & (t["pm_ra"] == 0) & (t["pm_dec"] == 0) & ~crowded & (flux > 0)
+    return t[keep]
+
+
+def _member_counts_variance(years, roots, stars, key: str, radii) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per star, over the members in ``roots``: whether one has the star's annulus across a chip
+    edge (``partial``); the exposure time (s) of those that have it wholly on a chip; and the
+    variance (e-^2) of its aperture counts summed over those -- Poisson of star, sky and dark,
+    plus read noise, over the aperture's input pixels."""
+    from mvmdb.simulate import detector_model
+
+    manifest = _truth(years)[1]
+    partial, var, total = np.zeros(len(stars), bool), np.zeros(len(stars)), np.zeros(len(stars))
+    rate = np.asarray(stars[key], float)
+    m = radii["out"] / radii["p_in"] + 1  # annulus radius, file px
+    for root in roots:
+        row = manifest[root]
+        det = detector_model(row["instrument"], row["detector"])
+        t = float(row["exptime"])
+        inside, touch = np.zeros(len(stars), bool), np.zeros(len(stars), bool)
+        with fits.open(years["scene"].out_dir / row["path"]) as h:
+            for ext in [hdu for hdu in h if hdu.name == "SCI"]:
+                x, y = WCS(ext.header, h).all_world2pix(stars["ra"], stars["dec"], 0)
+                ny, nx = ext.data.shape
+                inside |= (x > m) & (y > m) & (x < nx - 1 - m) & (y < ny - 1 - m)
+                touch |= (x > -m) & (y > -m) & (x < nx - 1 + m) & (y < ny - 1 + m)
+        sky = float(row["sky_sci1"]) * (t if det.per_second else 1.0)  # e- per file pixel
+        npix = np.pi * radii["ap"] ** 2 / radii["p_in"] ** 2
+        dark = det.dark * int(row["downscale"]) ** 2 * t
+        partial |= touch & ~inside
+        var += np.where(inside, rate * t + npix * (sky + dark + det.read_noise**2), 0.0)
+        total += np.where(inside, t, 0.0)
+    return partial, var, total
+
+
+def _layer_photometry(path: str, stars, radii) -> np.ndarray:
+    """Aperture fluxes (e-/s) of ``stars`` in a product, radii in arcsec (:func:`_psf_radii`)."""
+    with fits.open(path) as h:
+        w = WCS(h["SCI"].header)
+        sci, wht = h["SCI"].data, h["WHT"].data
+    scale = float(np.mean([s.to_value("arcsec") for s in w.proj_plane_pixel_scales()]))
+    x, y = w.all_world2pix(stars["ra"], stars["dec"], 0)
+    r = {k: radii[k] / scale for k in ("ap", "in", "out", "core")}
+    return aperture_fluxes(sci, wht, x, y, r["ap"], r["in"], r["out"], r["core"])
+
+
+def test_static_stars_have_the_same_flux_in_every_year_layer_and_in_all(years):
+    """Bright isolated static stars: in every year layer (fine and coarse, both sky cells) the median
+    flux ratio to ``all`` is within 1% of 1 and to the truth (times the aperture's encircled
+    energy) within 1%; each star's year - all difference is within 5 sigma of its photon and read
+    noise plus the sampling term ``SAMPLING_APERTURE`` (the years' dithers sample the undersampled
+    PSF at different sub-pixel phases, which shifts light across the aperture edge: 0.1-0.4% on
+    the brightest stars here). The year's members are a subset of all's:
+    year - all = T_rest / T_all x (year - rest)."""
+    groups = defaultdict(dict)
+    for layer, (path, _) in years["after"].items():
+        parts = rules.parse_layer_name(layer)
+        groups[(parts.skycell, parts.instrument, parts.detector, parts.filter, parts.scale)][parts.key] = path
+    checked = 0
+    for (cell, inst, det, filt, scale), paths in sorted(groups.items()):
+        key = f"flux_{inst}_{det}_{filt}"
+        radii = _psf_radii(years, det, filt)
+        stars = _static_stars(years, key, radii["out"] + radii["ap"])
+        rate = np.asarray(stars[key], float)
+        roots = {k: sorted(set(fits.getdata(p, "HDRTAB")["ROOTNAME"])) for k, p in paths.items()}
+        part_all, var_all, t_all = _member_counts_variance(years, roots["all"], stars, key, radii)
+        f_all = _layer_photometry(paths["all"], stars, radii)
+        for year in sorted(k for k in paths if k != "all"):
+            _, var_y, t_y = _member_counts_variance(years, roots[year], stars, key, radii)
+            f_y = _layer_photometry(paths[year], stars, radii)
+            t_rest = t_all - t_y
+            # wholly on the chips that see them, bright (year's noise < 0.5%), full weight at the core
+            ok = ~part_all & (t_y > 0) & (t_rest > 0) & np.isfinite(f_y) & np.isfinite(f_all)
+            ok &= np.sqrt(var_y) < 0.005 * rate * np.maximum(t_y, 1e-9)
+            where = f"{cell} {inst}/{det}/{filt} {scale} {year}"
+            assert ok.sum() >= 5, f"{where}: only {ok.sum()} bright isolated static stars"
+            ratio = f_y[ok] / f_all[ok]
+            assert abs(np.median(ratio) - 1) < 0.01, f"{where}: median year/all {np.median(ratio):.4f}"
+            assert abs(np.median(f_y[ok] / (rate[ok] * radii["ee"])) - 1) < 0.01, where
+            t_y, t_rest, t_a = t_y[ok], t_rest[ok], t_all[ok]
+            noise = var_y[ok] / t_y**2 + (var_all[ok] - var_y[ok]) / t_rest**2
+            sigma = t_rest / t_a * np.sqrt(noise + (SAMPLING_APERTURE * rate[ok]) ** 2)
+            z = (f_y[ok] - f_all[ok]) / sigma
+            assert np.abs(z).max() < 5, f"{where}: year - all = {np.round(z, 1)} sigma, ratios {np.round(ratio, 4)}"
+            checked += 1
+    assert checked == 2 * 2 * 3 + 2 * 2  # 2 cells x (IR fine + coarse) x 3 years + 2 cells x ACS x 2 years

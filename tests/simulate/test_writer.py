@@ -130,3 +130,45 @@ def test_unknown_filter_or_detector():
     with pytest.raises(ValueError):  # WFC3 rootnames start with 'i'
         ExposureSpec("WFC3", "IR", "F160W", 0.0, 0.0, ipppssoot="jabc01xyq")
     assert ExposureSpec("WFC3", "IR", "F160W", 0.0, 0.0, ipppssoot="IABC01XYQ").filename == "iabc01xyq_flt.fits"
+
+
+def _pixel_area_arcsec2(w: WCS, x, y, d: float = 0.5):
+    """Sky area (arcsec^2) of the pixels at 0-based (x, y), from the WCS by finite differences."""
+    ra0, de0 = w.all_pix2world(x, y, 0)
+    rx, dx = w.all_pix2world(x + d, y, 0)
+    ry, dy = w.all_pix2world(x, y + d, 0)
+    c = np.cos(np.radians(de0))
+    return np.abs((rx - ra0) * c * (dy - de0) - (ry - ra0) * c * (dx - de0)) / d**2 * 3600.0**2
+
+
+def test_source_counts_are_flat_fielded_by_the_pixel_area_map(tmp_path):
+    """As in archive FLTs (uniform sky per pixel), a star's counts are rate x EXPTIME / PAM, the
+    PAM being the pixel's sky area over (IDCSCALE x K)^2: drizzle multiplies it back."""
+    truth = make_truth((30.0, 40.0), 1.0, 1, 0, 1)
+    east, north = np.meshgrid(np.linspace(-95, 95, 7), np.linspace(-95, 95, 7))  # arcsec, over both chips
+    truth = truth[np.zeros(east.size, int)]
+    truth["id"] = np.arange(east.size)
+    truth["ra"] = 30.0 + east.ravel() / 3600 / np.cos(np.radians(40.0))
+    truth["dec"] = 40.0 + north.ravel() / 3600
+    truth["flux"] = 100.0  # e-/s
+    k, t = 4, 500.0
+    spec = ExposureSpec("ACS", "WFC", "F814W", 30.0, 40.0, orientat=30.0, exptime=t, downscale=k, noise=False,
+                        cosmic_rays=False, detector_defects=False, sky_level=0.0)
+    res = write_exposure(spec, truth, tmp_path)
+    counts, pam = [], []
+    with fits.open(res.path) as hdul:
+        for ext in (1, 2):
+            sci, h = hdul["SCI", ext].data, hdul["SCI", ext].header
+            w = WCS(h, hdul)
+            x, y = w.all_world2pix(truth["ra"], truth["dec"], 0)
+            inside = (x > 10) & (y > 10) & (x < sci.shape[1] - 11) & (y < sci.shape[0] - 11)
+            yy, xx = np.mgrid[0:21, 0:21] - 10
+            for xs, ys in zip(x[inside], y[inside]):
+                xi, yi = int(round(xs)), int(round(ys))
+                stamp = sci[yi - 10:yi + 11, xi - 10:xi + 11]
+                counts.append(stamp[(xx + xi - xs) ** 2 + (yy + yi - ys) ** 2 <= 8.0**2].sum())
+            pam.extend(_pixel_area_arcsec2(w, x[inside], y[inside]) / (h["IDCSCALE"] * k) ** 2)
+    counts, pam = np.array(counts), np.array(pam)
+    assert counts.size >= 30
+    assert np.ptp(pam) > 0.05  # ACS/WFC's distortion: pixel areas differ by several per cent
+    np.testing.assert_allclose(counts * pam, 100.0 * t, rtol=2e-3)  # 8 px: >99.9% of the PSF
