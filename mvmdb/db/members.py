@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from mvmdb.db import layersets
 from mvmdb.db.bulk import StagingTable, copy_rows
+from mvmdb.db.predicates import NOT_EXCLUDED
 from mvmdb.layersets import ALL_KEY
 from mvmdb.db.models import Layer, LayerMember
 from mvmdb.resources import sql_statements
@@ -77,8 +78,6 @@ S_DIRTY = StagingTable("s_ingest_dirty", (("layer_id", "int4"),))
 STAGING = (S_RECOMPUTE, S_MEMBER, S_DIRTY)
 
 _KEY = "e.ipppssoot = s.ipppssoot AND e.filetype = s.filetype"
-_NOT_EXCLUDED = "NOT EXISTS (SELECT 1 FROM exposure_exclusion x WHERE x.ipppssoot = e.ipppssoot)"
-"""Exposures excluded by the operator or ``mvm qa`` (``exposure_exclusion``) get no membership."""
 
 SQL_OLD_LAYERS_DIRTY = f"""
 INSERT INTO {S_DIRTY.name} (layer_id)
@@ -108,7 +107,7 @@ SQL_DELETE_GONE_MEMBERS = f"""
 WITH want AS (
     SELECT e.id AS exposure_id, l.id AS layer_id
     FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
-    WHERE {_NOT_EXCLUDED}
+    WHERE {NOT_EXCLUDED}
 ), gone AS (
     DELETE FROM layer_member m USING exposure e, {S_RECOMPUTE.name} s
     WHERE m.exposure_id = e.id AND {_KEY}
@@ -120,7 +119,7 @@ INSERT INTO {S_DIRTY.name} (layer_id) SELECT layer_id FROM gone
 SQL_INSERT_MEMBERS = f"""
 INSERT INTO layer_member (layer_id, exposure_id)
 SELECT l.id, e.id FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
-WHERE {_NOT_EXCLUDED}
+WHERE {NOT_EXCLUDED}
 ORDER BY l.id, e.id
 ON CONFLICT DO NOTHING
 """
