@@ -31,6 +31,11 @@ Exposure starts (EXPSTART, DATE-OBS) grow with the exposure id from 2002 to 2026
 ``ingest`` scenario's NEW exposures are the latest ones. ``--layer-sets year`` (issue 17)
 enables the year set once the catalog is loaded (:func:`mvmdb.db.layersets.sync`, timed:
 every exposure gets its year memberships, ~doubling ``layer_member``) before the scenarios.
+
+To iterate on the query without rebuilding 1 M exposures: ``--keep`` keeps the database
+(its name is printed), ``--database NAME`` runs the scenarios on such a kept database
+(sets already enabled there are not enabled again; the scenarios reset the NEW rows
+themselves). ``--database`` implies ``--keep``.
 """
 
 from __future__ import annotations
@@ -331,6 +336,16 @@ def enable_layer_set(engine: sa.Engine, name: str, counts: dict[str, int]) -> di
     return {f"{name}_layers": result.layers_created, f"{name}_members": result.added}
 
 
+def existing_counts(engine: sa.Engine) -> dict[str, int]:
+    """Row counts of a kept benchmark database (``--database``), as :func:`build_catalog` returns them."""
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT (SELECT count(*) FROM sky_cell), (SELECT count(*) FROM layer WHERE layer_set = 'all'), "
+            "(SELECT max(id) FROM exposure), (SELECT count(*) FROM layer_member)"
+        ).one()
+    return {"sky_cells": row[0], "layers": row[1], "exposures": row[2], "members": row[3]}
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -345,23 +360,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261124)
     parser.add_argument("--explain", action="store_true", help="print the full EXPLAIN ANALYZE of the plan query")
     parser.add_argument("--keep", action="store_true", help="keep the database (its URL is printed)")
+    parser.add_argument("--database", metavar="NAME",
+                        help="reuse this kept database instead of building one (implies --keep)")
     parser.add_argument("--layer-sets", nargs="*", choices=("year", "exptime"), default=[], metavar="SET",
                         help="enable these layer sets (year, exptime) before the scenarios (issue 17)")
     args = parser.parse_args(argv)
 
     factory = DatabaseFactory(admin_url(), prefix="mvmdb_bench")
-    factory.create_template()
-    url = factory.create()
+    if args.database:
+        args.keep = True
+        url = admin_url().set(database=args.database)
+    else:
+        factory.create_template()
+        url = factory.create()
     engine = make_engine(url, poolclass=sa.pool.NullPool)
     try:
-        log(f"building the catalog in {url.database} ...")
-        t = time.perf_counter()
-        counts = build_catalog(engine, args.exposures, args.layers, args.seed)
-        log(f"  built in {time.perf_counter() - t:.1f} s")
+        if args.database:
+            counts = existing_counts(engine)
+        else:
+            log(f"building the catalog in {url.database} ...")
+            t = time.perf_counter()
+            counts = build_catalog(engine, args.exposures, args.layers, args.seed)
+            log(f"  built in {time.perf_counter() - t:.1f} s")
         with engine.connect() as conn:
             version = conn.exec_driver_sql("SHOW server_version").scalar_one()
+            enabled = set(conn.exec_driver_sql("SELECT name FROM layer_set WHERE enabled").scalars())
         for name in args.layer_sets:
-            counts.update(enable_layer_set(engine, name, counts))
+            if name not in enabled:
+                counts.update(enable_layer_set(engine, name, counts))
         print(f"PostgreSQL {version}; catalog: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
         scenarios = ("ingest", "scattered") if args.scenario == "both" else (args.scenario,)
         results = [run_scenario(engine, s, args, counts) for s in scenarios]

@@ -115,13 +115,13 @@ def normalize_skycells(names: Iterable[str]) -> list[str]:
         raise PlanError(str(exc)) from None
 
 
-def build_pollers(rows: Iterable[sa.Row], out_dir: Path) -> list[PollerFile]:
-    """Group plan rows (ordered by sky cell, file name) into one :class:`PollerFile` per sky cell."""
+def build_pollers(rows: Iterable[Sequence], out_dir: Path) -> list[PollerFile]:
+    """Group plan rows (tuples ordered by sky cell, file name) into one :class:`PollerFile` per sky cell."""
     out_dir = Path(out_dir).resolve()
     pollers: list[PollerFile] = []
-    group: list[sa.Row] = []
+    group: list[Sequence] = []
     for row in rows:
-        if group and row.sky_cell_id != group[0].sky_cell_id:
+        if group and row[0] != group[0][0]:  # sky_cell_id
             pollers.append(_poller_file(group, out_dir))
             group = []
         group.append(row)
@@ -130,9 +130,9 @@ def build_pollers(rows: Iterable[sa.Row], out_dir: Path) -> list[PollerFile]:
     return pollers
 
 
-def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
+def _poller_file(group: Sequence[Sequence], out_dir: Path) -> PollerFile:
     """One sky cell's rows of the plan query -> its :class:`PollerFile`."""
-    skycell = group[0].skycell
+    sky_cell_id, skycell = group[0][0], group[0][1]
     layers: set[str] = set()
     lines: list[PollerRow] = []
     generation = 0
@@ -149,7 +149,7 @@ def _poller_file(group: Sequence[sa.Row], out_dir: Path) -> PollerFile:
         )
     return PollerFile(
         skycell=skycell,
-        sky_cell_id=group[0].sky_cell_id,
+        sky_cell_id=sky_cell_id,
         path=out_dir / f"{skycell}{POLLER_SUFFIX}",
         layers=tuple(sorted(layers)),
         rows=tuple(lines),

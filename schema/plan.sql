@@ -26,10 +26,32 @@
 -- file name in byte order. The layers column holds the affected layers the exposure is a
 -- member of, blank-separated (names have no blanks; a string is much cheaper to fetch
 -- than a text[]). The skycells parameter is NULL (all sky cells) or an array of names.
+--
+-- Cost (benchmarks/bench_plan.py, worst case: NEW rows scattered over every layer): the
+-- memberships of the affected layers are aggregated per (sky cell, exposure) on integer
+-- keys first (member_line), so the wide exposure columns are joined and sorted once per
+-- poller line, not once per membership (with time-domain sets on, an exposure is a member
+-- of its 'all' layer and of its year layer, ...).
 WITH dirty_layer AS (
     SELECT DISTINCT layer_id
     FROM layer_member
     WHERE status = 'NEW'
+), member_line AS (
+    SELECT
+        l.sky_cell_id,
+        m.exposure_id,
+        bool_or(m.status = 'NEW')                          AS is_new,
+        max(m.generation) FILTER (WHERE m.status = 'NEW')  AS new_generation,
+        string_agg(l.name, ' ')                            AS layers
+    FROM dirty_layer  AS d
+    JOIN layer        AS l ON l.id = d.layer_id
+    JOIN layer_member AS m ON m.layer_id = l.id
+    WHERE (CAST(:skycells AS text[]) IS NULL
+           OR l.sky_cell_id IN (SELECT id FROM sky_cell WHERE name = ANY (CAST(:skycells AS text[]))))
+      AND (l.layer_set = 'all' OR EXISTS (       -- time-domain layers of enabled sets only
+          SELECT 1 FROM layer_set AS c
+          WHERE c.enabled AND c.name = l.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)))
+    GROUP BY l.sky_cell_id, m.exposure_id        -- one line per exposure and sky cell
 )
 SELECT
     s.id                                                   AS sky_cell_id,
@@ -42,21 +64,14 @@ SELECT
     e.exptime,
     e.filter,
     e.detector,
-    CASE WHEN bool_or(m.status = 'NEW') THEN 'NEW' ELSE 'OLD' END AS status,
-    max(m.generation) FILTER (WHERE m.status = 'NEW')      AS new_generation,
-    string_agg(l.name, ' ')                                AS layers,
+    CASE WHEN a.is_new THEN 'NEW' ELSE 'OLD' END           AS status,
+    a.new_generation,
+    a.layers,
     e.path
-FROM dirty_layer         AS d
-JOIN layer               AS l ON l.id = d.layer_id
-JOIN sky_cell            AS s ON s.id = l.sky_cell_id
-JOIN layer_member        AS m ON m.layer_id = l.id
-JOIN exposure            AS e ON e.id = m.exposure_id
-WHERE (CAST(:skycells AS text[]) IS NULL OR s.name = ANY (CAST(:skycells AS text[])))
-  AND (l.layer_set = 'all' OR EXISTS (       -- time-domain layers of enabled sets only
-          SELECT 1 FROM layer_set AS c
-          WHERE c.enabled AND c.name = l.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)))
-GROUP BY s.id, e.filename COLLATE "C", e.id     -- e.id: one line per exposure; the order of the
-ORDER BY s.id, e.filename COLLATE "C";          -- keys lets one sort serve GROUP BY and ORDER BY
+FROM member_line AS a
+JOIN sky_cell    AS s ON s.id = a.sky_cell_id
+JOIN exposure    AS e ON e.id = a.exposure_id
+ORDER BY s.id, e.filename COLLATE "C", e.id;
 
 
 -- name enqueue_jobs

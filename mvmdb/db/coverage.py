@@ -20,7 +20,7 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from mvmdb.db.members import _NOT_EXCLUDED  # the one test of exposure_exclusion, as memberships use it
+from mvmdb.db.predicates import NOT_EXCLUDED  # the one test of exposure_exclusion, as memberships use it
 from mvmdb.sky.coverage_maps import order_of_nside
 from mvmdb.sky.healpix import (
     as_ranges,
@@ -143,7 +143,7 @@ _CANDIDATE_CHIPS = f"""
 """
 
 
-USABLE = f"e.excluded_reason IS NULL AND {_NOT_EXCLUDED}"
+USABLE = f"e.excluded_reason IS NULL AND {NOT_EXCLUDED}"
 """SQL test on ``exposure AS e`` of the space-time queries: kept by ingest and not excluded by the
 operator or ``mvm qa`` (what would be drizzled; the plain position searches test ``excluded_reason`` only)."""
 

@@ -32,6 +32,7 @@ import psycopg
 import sqlalchemy as sa
 
 from mvmdb.db.bulk import driver_connection
+from mvmdb.db.predicates import NOT_EXCLUDED
 
 __all__ = [
     "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "active_sql", "derived_name_sql", "S_GROUP", "LayerSetConfig",
@@ -155,7 +156,7 @@ JOIN layer_member AS m ON m.layer_id = l.id
 JOIN exposure AS e ON e.id = m.exposure_id
 JOIN layer_set AS c ON c.enabled AND c.name = %(name)s AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)
 CROSS JOIN LATERAL ({KEYS_SQL}) AS k (key)
-WHERE NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
+WHERE {NOT_EXCLUDED}
 """
 _AUTO_EPOCHS = f"""
 INSERT INTO s_layer_set_want
@@ -169,7 +170,7 @@ WITH cut AS (
     JOIN layer_member AS m ON m.layer_id = l.id
     JOIN exposure AS e ON e.id = m.exposure_id
     WHERE e.expstart IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
+      AND {NOT_EXCLUDED}
     WINDOW w AS (PARTITION BY g.layer_id, c.gap_days ORDER BY e.expstart, m.exposure_id)
 ), numbered AS (
     SELECT *, sum(cut) OVER (PARTITION BY layer_id, gap_days ORDER BY expstart, exposure_id) AS epoch

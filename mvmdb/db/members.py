@@ -9,13 +9,15 @@ statement of ``schema/plan.sql``); a finished job flips the memberships it drew 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import psycopg
 import sqlalchemy as sa
 
 from mvmdb.db import layersets
-from mvmdb.db.bulk import StagingTable, copy_rows
+from mvmdb.db.bulk import StagingTable, copy_rows, driver_connection
+from mvmdb.db.predicates import NOT_EXCLUDED
 from mvmdb.layersets import ALL_KEY
 from mvmdb.db.models import Layer, LayerMember
 from mvmdb.resources import sql_statements
@@ -32,19 +34,28 @@ def max_new_generation(conn: sa.Connection, sky_cell_id: int) -> int | None:
     ).scalar()
 
 
-def plan_rows(conn: sa.Connection, skycells: Sequence[str] | None = None) -> list[sa.Row]:
+def plan_rows(conn: sa.Connection, skycells: Sequence[str] | None = None) -> list[tuple]:
     """Run the plan query: one row per (sky cell, exposure) of every layer with NEW members.
 
-    Columns in the order of ``plan_rows`` in ``schema/plan.sql``; rows ordered by sky cell,
-    then file name. ``skycells``: full names, or None for all. Runs in the caller's
-    transaction, with settings local to it: enough ``work_mem`` for the sort of a nightly
-    plan (~100 k rows) to stay in memory, and no JIT compilation, which costs more than it
-    saves on this index-driven join.
+    Plain tuples, columns in the order of ``plan_rows`` in ``schema/plan.sql``; rows ordered
+    by sky cell, then file name. ``skycells``: full names, or None for all. Runs in the
+    caller's transaction, with settings local to it: enough ``work_mem`` for the sort of a
+    nightly plan (~100 k rows) to stay in memory, and no JIT compilation, which costs more
+    than it saves on this index-driven join. The rows are fetched by the psycopg cursor
+    itself: building a SQLAlchemy ``Row`` per line cost as much as the query on a worst-case
+    plan (350 k lines, ``benchmarks/bench_plan.py``).
     """
     conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
     conn.exec_driver_sql("SET LOCAL jit = off")
     params = {"skycells": list(skycells) if skycells else None}
-    return conn.execute(sa.text(sql_statements("plan.sql")["plan_rows"]), params).all()
+    with driver_connection(conn).cursor() as cur:
+        cur.execute(_driver_sql(sql_statements("plan.sql")["plan_rows"]), params)
+        return cur.fetchall()
+
+
+def _driver_sql(sql: str) -> str:
+    """A ``text()`` statement (``:name`` parameters) in psycopg's ``%(name)s`` style."""
+    return re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql.replace("%", "%%"))
 
 
 _LOCK_LAYERS = "SELECT id FROM layer WHERE id = ANY(CAST(:ids AS integer[])) ORDER BY id FOR NO KEY UPDATE"
@@ -98,8 +109,6 @@ S_DIRTY = StagingTable("s_ingest_dirty", (("layer_id", "int4"),))
 STAGING = (S_RECOMPUTE, S_MEMBER, S_DIRTY)
 
 _KEY = "e.ipppssoot = s.ipppssoot AND e.filetype = s.filetype"
-_NOT_EXCLUDED = "NOT EXISTS (SELECT 1 FROM exposure_exclusion x WHERE x.ipppssoot = e.ipppssoot)"
-"""Exposures excluded by the operator or ``mvm qa`` (``exposure_exclusion``) get no membership."""
 
 SQL_OLD_LAYERS_DIRTY = f"""
 INSERT INTO {S_DIRTY.name} (layer_id)
@@ -129,7 +138,7 @@ SQL_DELETE_GONE_MEMBERS = f"""
 WITH want AS (
     SELECT e.id AS exposure_id, l.id AS layer_id
     FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
-    WHERE {_NOT_EXCLUDED}
+    WHERE {NOT_EXCLUDED}
 ), gone AS (
     DELETE FROM layer_member m USING exposure e, {S_RECOMPUTE.name} s
     WHERE m.exposure_id = e.id AND {_KEY}
@@ -141,7 +150,7 @@ INSERT INTO {S_DIRTY.name} (layer_id) SELECT layer_id FROM gone
 SQL_INSERT_MEMBERS = f"""
 INSERT INTO layer_member (layer_id, exposure_id)
 SELECT l.id, e.id FROM {S_MEMBER.name} s JOIN exposure e ON {_KEY} JOIN layer l ON l.name = s.name
-WHERE {_NOT_EXCLUDED}
+WHERE {NOT_EXCLUDED}
 ORDER BY l.id, e.id
 ON CONFLICT DO NOTHING
 """

@@ -265,6 +265,9 @@ class LayerMember(Base):
         sa.CheckConstraint(f"status IN {MEMBER_STATUSES}", name="status"),
         sa.Index("ix_layer_member_new", "layer_id", postgresql_where=sa.text("status = 'NEW'")),
         sa.Index(None, "exposure_id"),
+        # The plan query lists every member of an affected layer from this index alone
+        # (index-only scan; migration 0007).
+        sa.Index("ix_layer_member_plan", "layer_id", postgresql_include=["exposure_id", "status", "generation"]),
     )
 
 

@@ -7,7 +7,7 @@ from typing import NamedTuple, Sequence
 
 import sqlalchemy as sa
 
-__all__ = ["ProductRow", "current_products", "checksums_by_path"]
+__all__ = ["ProductRow", "current_products", "checksums_by_path", "retire_memberless"]
 
 
 class ProductRow(NamedTuple):
@@ -48,3 +48,22 @@ def checksums_by_path(engine: sa.Engine, paths: Sequence[str]) -> dict[str, str]
                             {"paths": [str(p) for p in paths]})
         return {r.path: r.checksum for r in rows}
 
+
+
+_RETIRE_MEMBERLESS = """
+DELETE FROM product AS p USING layer AS l
+WHERE l.id = p.layer_id AND l.sky_cell_id = :sky_cell_id
+  AND NOT EXISTS (SELECT 1 FROM layer_member AS m WHERE m.layer_id = p.layer_id)
+RETURNING l.name, p.path
+"""
+
+
+def retire_memberless(conn: sa.Connection, sky_cell_id: int) -> list[tuple[str, str]]:
+    """Delete the product rows of the sky cell's layers that have no member; return ``(layer, path)``.
+
+    Such a product is an orphan: an automatic epoch renamed by a new exposure (its members
+    moved to the new key), or a layer every exposure left. The layer row stays (its name may
+    come back). Runs in the caller's transaction; the caller removes the files after COMMIT.
+    """
+    rows = conn.execute(sa.text(_RETIRE_MEMBERLESS), {"sky_cell_id": sky_cell_id}).all()
+    return sorted((r.name, r.path) for r in rows)

@@ -3,7 +3,7 @@ that saw a position (or a cone) between two times.
 
 *Usable* here (:data:`mvmdb.db.coverage.USABLE`) means what would be drizzled: kept by the
 ingest rules (``excluded_reason IS NULL``) and not excluded by the operator or ``mvm qa``
-(``exposure_exclusion``, the same test memberships use: :mod:`mvmdb.db.members`).
+(``exposure_exclusion``: :data:`mvmdb.db.predicates.NOT_EXCLUDED`, the test memberships use).
 Exposures without EXPSTART/EXPEND have no time and are left out.
 
 Units and conventions: times are MJD UTC (``exposure.expstart``/``expend``, HST's

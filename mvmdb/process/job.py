@@ -27,6 +27,11 @@ the job ``running`` until reaped (its lease died with it); the next job of that 
 undoes an unfinished publication and removes the directory (:func:`mvmdb.process.staging.recover`).
 Directories of live owners are never touched.
 
+Orphans: a product whose layer has no member left (an automatic epoch renamed by a new
+exposure: its members moved to the new key; a layer every exposure left) is retired first,
+as ``mvm exclude`` retires one: its product row is deleted and committed, then its file
+(``product.path``) removed; the layer row stays. It is reported ``skipped``, product None.
+
 Units: pixel boxes 0-based inclusive; times in seconds.
 """
 
@@ -42,7 +47,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from mvmdb.db import jobs
+from mvmdb.db import jobs, products
 from mvmdb.db.jobs import ClaimedJob, JobLost
 from mvmdb.db.snapshot import CellSnapshot, LayerInfo, load_snapshot
 from mvmdb.process import embed, queue, staging
@@ -222,8 +227,20 @@ def process_job(
         job.release_lease()  # after this the job is reapable if still running (e.g. a failed COMMIT)
 
 
+def retire_orphans(engine: sa.Engine, sky_cell_id: int) -> list[LayerResult]:
+    """Retire the products of the sky cell's layers without members: rows deleted, committed, then files removed."""
+    with engine.begin() as conn:
+        retired = products.retire_memberless(conn, sky_cell_id)
+    for name, path in retired:  # after the COMMIT: a crash leaves a file without a row, never the reverse
+        Path(path).unlink(missing_ok=True)
+        log.info("retired %s: no member left, %s removed", name, path)
+    return [LayerResult(name, None, "skipped", f"no member left: product {Path(path).name} retired", 0)
+            for name, path in retired]
+
+
 def _run_job(engine: sa.Engine, job: ClaimedJob, run: _JobRun, hb: queue.Heartbeat) -> list[LayerResult]:
     try:
+        retired = retire_orphans(engine, job.sky_cell_id)
         with engine.connect() as conn:
             snap = load_snapshot(conn, job.sky_cell_id)
         run.target.mkdir(parents=True, exist_ok=True)
@@ -239,6 +256,7 @@ def _run_job(engine: sa.Engine, job: ClaimedJob, run: _JobRun, hb: queue.Heartbe
         if hb.lost.is_set():
             raise JobLost(f"job {job.id} was reaped before finishing")
         queue.finish(engine, job, run.staged, box=box, failures=run.failures, consumed=run.consumed)
+        run.results.extend(retired)
     except JobLost as exc:
         queue.discard(run.staged)
         log.warning("%s", exc)
