@@ -5,8 +5,8 @@ path could not even record that it started (``ProgramLimitExceeded``). The table
 row per nightly run and is only ever searched by equality on ``root``
 (:func:`mvmdb.db.runs.last_success`), which a hash index serves at any length.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-06
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 

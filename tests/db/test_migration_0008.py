@@ -1,4 +1,4 @@
-"""Migration 0007: nightly runs over a root path of any length (hash index on ingest_run.root)."""
+"""Migration 0008: nightly runs over a root path of any length (hash index on ingest_run.root)."""
 
 from __future__ import annotations
 
@@ -23,12 +23,12 @@ def test_runs_of_a_long_root_are_recorded_and_found(empty_db_url):
     assert runs.last_success(engine, LONG_ROOT) == started
     assert runs.last_success(engine, LONG_ROOT[:-1]) is None
     with pytest.raises(sa.exc.DBAPIError, match="delete those rows first"):
-        migrate.downgrade(engine, "0006")  # the older b-tree cannot hold that root
-    assert migrate.current_revision(engine) == "0007"
+        migrate.downgrade(engine, "0007")  # the older b-tree cannot hold that root
+    assert migrate.current_revision(engine) == "0008"
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # as the message says
         conn.execute(sa.text("DELETE FROM ingest_run WHERE octet_length(root) > 2000"))
         conn.execute(sa.text("VACUUM ingest_run"))
-    migrate.downgrade(engine, "0006")
+    migrate.downgrade(engine, "0007")
     migrate.upgrade(engine)
-    assert migrate.current_revision(engine) == migrate.head_revision() == "0007"
+    assert migrate.current_revision(engine) == migrate.head_revision() == "0008"
     engine.dispose()
