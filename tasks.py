@@ -54,7 +54,9 @@ def task_demo(args: list[str]) -> None:
 
 def task_test(args: list[str]) -> None:
     workers = os.environ.get("MVMDB_TEST_WORKERS", "auto")
-    run(BIN / "python", "-m", "pytest", "-n", workers, *args)
+    # loadgroup: the modules marked xdist_group("full_size_products") run on one worker, one after
+    # the other, so their several GB of products are never on disk at the same time
+    run(BIN / "python", "-m", "pytest", "-n", workers, "--dist", "loadgroup", *args)
 
 
 def task_bench(args: list[str]) -> None:

@@ -25,6 +25,11 @@ settings.register_profile("repeatable", deadline=None, derandomize=True,
 settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "repeatable"))
 
+# Disk: a few tests draw scenes whose sky-cell boxes are full size (tens of millions of 0.04"
+# pixels, several GB of products a module). They are marked xdist_group("full_size_products"),
+# which ``python3 tasks.py test`` (pytest --dist loadgroup) runs on one worker one after the
+# other, and their fixtures delete the products when done (pytest keeps the last 3 runs' tmp).
+
 
 @pytest.fixture(scope="session")
 def db_factory():

@@ -24,7 +24,7 @@ from mvmdb.plan import plan
 from mvmdb.process.run import run_queue
 from mvmdb.simulate import add_visit, simulate_scene
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("full_size_products")]  # see tests/conftest.py
 
 _EPOCH_LAYERS = """
 SELECT l.name, count(m.exposure_id) AS n
@@ -60,6 +60,7 @@ def processed(db_factory, tmp_path):
     yield engine, scene, tmp_path
     engine.dispose()
     db_factory.drop(url)
+    shutil.rmtree(tmp_path / "products", ignore_errors=True)  # ~7 GB of full-size products: not kept for 3 runs
 
 
 def test_renamed_epoch_is_retired_and_the_new_key_drawn(processed):

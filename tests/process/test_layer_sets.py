@@ -33,7 +33,7 @@ from mvmdb.plan import plan
 from mvmdb.process.run import run_queue
 from mvmdb.simulate import add_visit, moving_positions, simulate_scene
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("full_size_products")]  # see tests/conftest.py
 
 PM = 200.0  # mas/yr: 1" (25 fine px) between 2011 and 2016
 FINE = 0.04  # arcsec per fine pixel
@@ -73,6 +73,7 @@ def years(tmp_path_factory, db_factory):
            "after": products(engine), "planned": {lay for p in pollers for lay in p.layers}, "enable": res.output}
     engine.dispose()
     db_factory.drop(url)
+    shutil.rmtree(root / "products", ignore_errors=True)  # several GB of full-size products: not kept for 3 runs
 
 
 def _all_layer_years(engine) -> dict[str, set[int]]:
