@@ -165,6 +165,26 @@ def test_sigterm_gives_the_job_back(engine, db_url, tmp_path, one_cell):
     assert names == [] and hidden == []  # its temporary files were removed on the way out
 
 
+def _freeze(proc, engine) -> None:
+    """SIGSTOP ``proc`` at a moment when none of its sessions is inside a transaction.
+
+    Stopped between its heartbeat's UPDATE and COMMIT, the worker would hold the job row's
+    lock for as long as it is stopped, and the test's own UPDATE of that row would wait
+    forever; then it is let go for a moment and stopped again.
+    """
+    busy = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                   "AND pid <> pg_backend_pid() AND state <> 'idle'")  # active, or idle in transaction
+    deadline = time.monotonic() + WAIT
+    while True:
+        os.kill(proc.pid, signal.SIGSTOP)
+        with engine.connect() as conn:
+            if conn.execute(busy).scalar_one() == 0:
+                return
+        os.kill(proc.pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, "the worker never left its transaction"
+        time.sleep(0.05)
+
+
 def _make_stale(engine, seconds=600):
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE job SET heartbeat_at = now() - make_interval(secs => :s)"), {"s": seconds})
@@ -187,7 +207,7 @@ def test_a_stopped_worker_keeps_its_job(engine, db_url, tmp_path, one_cell):
                                                     "MVMDB_FAILPOINT_DIR": str(markers)})
     try:
         _wait_for(markers, "mid_drizzle", proc)
-        os.kill(proc.pid, signal.SIGSTOP)
+        _freeze(proc, engine)
         _make_stale(engine)  # its heartbeat is 10 minutes old: to a heartbeat-only reaper it is dead
         assert not jobs.reap(engine, stale_after=STALE_AFTER, max_attempts=1)
         assert run.run_worker(engine, products, once=True, stale_after=STALE_AFTER) == 0  # nothing to steal
