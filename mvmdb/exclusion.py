@@ -18,7 +18,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mvmdb import rules
-from mvmdb.db import exclusions, members
+from mvmdb.db import exclusions, members, products
 from mvmdb.errors import MvmdbError
 from mvmdb.ingest.ingester import layers_for
 
@@ -79,7 +79,7 @@ def exclude(engine: sa.Engine, ipppssoots: Sequence[str], reason: str, *, by: st
         members.lock_layers(conn, [a.layer_id for a in affected])  # a job finishing now waits, then sees the change
         exps = exclusions.usable_exposures(conn, changed)
         exclusions.rewrite_members(conn, [(e.ipppssoot, e.filetype, True) for e in exps], [])
-        retired = exclusions.retire_empty(conn, [a.layer_id for a in affected])
+        retired = sorted(path for _, path in products.retire_memberless(conn, layer_ids=[a.layer_id for a in affected]))
     _remove_files(retired)
     return _result("exclude", ipps, changed, affected, retired)
 

@@ -20,7 +20,7 @@ from mvmdb.db.bulk import driver_connection, ensure_staging
 
 __all__ = [
     "Affected", "ExclusionRow", "add", "remove", "active", "events", "usable_exposures", "cells_of",
-    "rewrite_members", "affected_layers", "retire_empty",
+    "rewrite_members", "affected_layers",
 ]
 
 
@@ -129,16 +129,3 @@ def rewrite_members(conn: sa.Connection, recompute: Sequence[tuple], member_rows
     with driver_connection(conn).cursor() as cur:
         ensure_staging(cur, members.STAGING)
         members.write_new(cur, recompute, member_rows)
-
-
-_RETIRE = """
-DELETE FROM product p
-WHERE p.layer_id = ANY(CAST(:ids AS integer[]))
-  AND NOT EXISTS (SELECT 1 FROM layer_member m WHERE m.layer_id = p.layer_id)
-RETURNING p.path
-"""
-
-
-def retire_empty(conn: sa.Connection, layer_ids: Sequence[int]) -> list[str]:
-    """Delete the product rows of those layers that have no member left; return their paths."""
-    return sorted(conn.execute(sa.text(_RETIRE), {"ids": list(layer_ids)}).scalars())

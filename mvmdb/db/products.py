@@ -52,18 +52,28 @@ def checksums_by_path(engine: sa.Engine, paths: Sequence[str]) -> dict[str, str]
 
 _RETIRE_MEMBERLESS = """
 DELETE FROM product AS p USING layer AS l
-WHERE l.id = p.layer_id AND l.sky_cell_id = :sky_cell_id
+WHERE l.id = p.layer_id AND {where}
   AND NOT EXISTS (SELECT 1 FROM layer_member AS m WHERE m.layer_id = p.layer_id)
 RETURNING l.name, p.path
 """
 
 
-def retire_memberless(conn: sa.Connection, sky_cell_id: int) -> list[tuple[str, str]]:
-    """Delete the product rows of the sky cell's layers that have no member; return ``(layer, path)``.
+def retire_memberless(conn: sa.Connection, *, sky_cell_id: int | None = None,
+                      layer_ids: Sequence[int] | None = None) -> list[tuple[str, str]]:
+    """Delete the product rows of layers that have no member; return ``(layer, path)``.
 
-    Such a product is an orphan: an automatic epoch renamed by a new exposure (its members
-    moved to the new key), or a layer every exposure left. The layer row stays (its name may
-    come back). Runs in the caller's transaction; the caller removes the files after COMMIT.
+    Looks at the layers of one sky cell (``sky_cell_id``: a job retiring orphans before it
+    draws) or at the given layers (``layer_ids``: ``mvm exclude`` after removing memberships);
+    exactly one of the two. Such a product is an orphan: its layer's last exposure was
+    excluded, an automatic epoch was renamed by a new exposure (its members moved to the new
+    key), or every exposure left the layer. The layer row stays (its name may come back).
+    Runs in the caller's transaction; the caller removes the files after COMMIT.
     """
-    rows = conn.execute(sa.text(_RETIRE_MEMBERLESS), {"sky_cell_id": sky_cell_id}).all()
+    if (sky_cell_id is None) == (layer_ids is None):
+        raise ValueError("retire_memberless needs sky_cell_id or layer_ids, not both")
+    if sky_cell_id is not None:
+        where, params = "l.sky_cell_id = :sky_cell_id", {"sky_cell_id": sky_cell_id}
+    else:
+        where, params = "p.layer_id = ANY(CAST(:ids AS integer[]))", {"ids": list(layer_ids)}
+    rows = conn.execute(sa.text(_RETIRE_MEMBERLESS.format(where=where)), params).all()
     return sorted((r.name, r.path) for r in rows)

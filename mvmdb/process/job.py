@@ -230,7 +230,7 @@ def process_job(
 def retire_orphans(engine: sa.Engine, sky_cell_id: int) -> list[LayerResult]:
     """Retire the products of the sky cell's layers without members: rows deleted, committed, then files removed."""
     with engine.begin() as conn:
-        retired = products.retire_memberless(conn, sky_cell_id)
+        retired = products.retire_memberless(conn, sky_cell_id=sky_cell_id)
     for name, path in retired:  # after the COMMIT: a crash leaves a file without a row, never the reverse
         Path(path).unlink(missing_ok=True)
         log.info("retired %s: no member left, %s removed", name, path)
