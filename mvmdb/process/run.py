@@ -398,7 +398,8 @@ class LocalExecutor(Executor):
                     expected -= 1
                     yield outcome(item)
                 with lock:
-                    task, first = (first, None) if first is not None else (todo.popleft() if todo else None, None)
+                    task = first if first is not None else (todo.popleft() if todo else None)
+                first = None
                 if task is not None:
                     expected -= 1
                     yield _run_here(settings, task)
