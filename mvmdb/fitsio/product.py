@@ -6,14 +6,15 @@ is given; then int32 planes, tile-compressed), HDRTAB (binary table, one row
 per input chip), NEXP (int16).  Every extension has EXTNAME and EXTVER = 1.
 
 Image data are written block by block (``block_rows`` rows at a time) from
-numpy arrays, np.memmap, `TileSpool` files or row-strip iterators, so a
-full 21954**2 product never needs to be in memory.  The file is written to a
-temporary name in the target directory, flushed and fsynced, renamed over the
-target with `os.replace` and the directory fsynced; on any error the
-temporary file is removed and nothing appears at the target.  Every HDU carries
-the FITS ``CHECKSUM``/``DATASUM`` (data sums taken while streaming, image headers
-patched in place at the end); the SHA-256 is computed last, over the finished file, while a
-helper thread fsyncs it (the hash needs the CPU, the fsync the disk).
+numpy arrays, np.memmap or `TileSpool` files, so a full 21954**2 product never
+needs to be in memory.  Every HDU carries the FITS ``CHECKSUM``/``DATASUM``: the
+image data sums are taken first, in a pass over the sources (on the native
+values, without a big-endian copy), so every header is final when written and
+the file is written once, front to back.  A helper thread hashes (SHA-256) each
+block as it is written, and fsyncs the file at the end.  The file is written to
+a temporary name in the target directory, renamed over the target with
+`os.replace` and the directory fsynced; on any error the temporary file is
+removed and nothing appears at the target.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from astropy.io import fits
 
-__all__ = ["ProductFile", "RowStrips", "TileSpool", "LayerSpool", "write_product", "fsync_directory", "sha256_of"]
+__all__ = ["ProductFile", "TileSpool", "LayerSpool", "write_product", "fsync_directory", "sha256_of"]
 
 BLOCK = 2880
 
@@ -50,32 +51,6 @@ class ProductFile:
     path: Path
     sha256: str
     size: int
-
-
-class RowStrips:
-    """A 2-D image delivered as consecutive full-width row strips (in file order).
-
-    ``strips`` yields 2-D arrays of ``shape[1]`` columns whose row counts add up
-    to ``shape[0]``.
-    """
-
-    def __init__(self, shape, dtype, strips: Iterable[np.ndarray]):
-        self.shape = (int(shape[0]), int(shape[1]))
-        self.dtype = np.dtype(dtype)
-        self._strips = strips
-
-    def iter_row_blocks(self, nrows: int) -> Iterator[tuple[int, np.ndarray]]:
-        y = 0
-        for strip in self._strips:
-            strip = np.asarray(strip)
-            if strip.ndim != 2 or strip.shape[1] != self.shape[1]:
-                raise ValueError(f"row strip of shape {strip.shape} does not fit image of shape {self.shape}")
-            if y + strip.shape[0] > self.shape[0]:
-                raise ValueError("row strips exceed the image height")
-            yield y, strip
-            y += strip.shape[0]
-        if y != self.shape[0]:
-            raise ValueError(f"row strips ended after {y} of {self.shape[0]} rows")
 
 
 class TileSpool:
@@ -441,42 +416,62 @@ def _seal(head: bytes, datasum: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing
-class _SummingWriter:
-    """Writes, counts bytes and, between :meth:`begin_data` and :meth:`end_data`, sums the data unit.
+class _HashingWriter:
+    """Writes a file front to back and hashes (SHA-256) what it wrote in a helper thread.
 
-    The SHA-256 of the file is computed at the end (:func:`sha256_of`), after the image
-    headers were rewritten with their CHECKSUM/DATASUM.
+    The hash needs the CPU, the conversion and the write need this thread, and both release
+    the GIL, so they run side by side. A buffer handed to :meth:`write` is read by the hasher
+    later: the two from :meth:`buffer` are handed out in turn, each only once the hasher is
+    done with its previous contents.
     """
 
     def __init__(self, f):
+        from concurrent.futures import ThreadPoolExecutor
+
         self.f = f
         self.size = 0
-        self._dsum: int | None = None
-        self._tail = b""
+        self._sha = hashlib.sha256()
+        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="product-sha256")  # in order: one thread
+        self._ring: list[np.ndarray | None] = [None, None]
+        self._hashed = [None, None]  # future of the last hash of each ring buffer
+        self._turn = 0
+        self._last = None
 
     def write(self, data) -> None:
         mv = memoryview(data).cast("B")
         self.f.write(mv)
         self.size += mv.nbytes
-        if self._dsum is not None:
-            buf = self._tail + bytes(mv) if self._tail else mv
-            n = (len(buf) // 4) * 4
-            self._dsum = ones_sum(buf[:n], self._dsum)
-            self._tail = bytes(buf[n:])
+        self._last = self._hasher.submit(self._sha.update, mv)
 
-    def begin_data(self) -> None:
-        self._dsum, self._tail = 0, b""
+    def buffer(self, rows: int, cols: int, dtype) -> np.ndarray:
+        """A ``(rows, cols)`` work array of ``dtype`` whose previous contents are hashed already;
+        valid until the next call but one."""
+        k = self._turn
+        self._turn ^= 1
+        if self._hashed[k] is not None:
+            self._hashed[k].result()
+        buf = self._ring[k]
+        if buf is None or buf.dtype != dtype or buf.shape[1] != cols or buf.shape[0] < rows:
+            buf = self._ring[k] = np.empty((rows, cols), dtype=dtype)
+        return buf[:rows]
 
-    def end_data(self) -> int:
-        """The data unit's sum (the padding to 2880 bytes is zeros: it adds nothing)."""
-        total = self._dsum if not self._tail else ones_sum(self._tail + b"\0" * (4 - len(self._tail)), self._dsum)
-        self._dsum, self._tail = None, b""
-        return total
+    def write_buffer(self, buf: np.ndarray) -> None:
+        """:meth:`write` a view from :meth:`buffer` (the latest one handed out)."""
+        self.write(buf)
+        self._hashed[self._turn ^ 1] = self._last
 
     def pad(self) -> None:
         rem = self.size % BLOCK
         if rem:
             self.write(b"\0" * (BLOCK - rem))
+
+    def hexdigest(self) -> str:
+        """SHA-256 of everything written (waits for the hasher)."""
+        self._hasher.shutdown(wait=True)
+        return self._sha.hexdigest()
+
+    def abandon(self) -> None:
+        self._hasher.shutdown(wait=True, cancel_futures=True)
 
 
 def _source_shape_dtype(src):
@@ -488,7 +483,7 @@ def _source_shape_dtype(src):
 def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
     if hasattr(src, "iter_row_blocks"):
         for _, block in src.iter_row_blocks(nrows):
-            yield block
+            yield np.asarray(block)
     else:
         a = src
         n = a.shape[0] if a.ndim == 2 else a.shape[0] * a.shape[1]
@@ -497,41 +492,83 @@ def _iter_blocks(src, nrows: int) -> Iterator[np.ndarray]:
             yield flat[y0:y0 + nrows]
 
 
-def _write_image(w: _SummingWriter, extname: str, src, target_dtype, extra, block_rows: int,
-                 patches: list) -> None:
-    """Stream one image HDU; its header gets CHECKSUM/DATASUM later (``patches``: offset, header, datasum)."""
+def _native_words_sum(a: np.ndarray, first: int) -> int:
+    """Sum (unfolded) of the big-endian 32-bit words that the values of ``a`` (native byte order,
+    item size 2, 4 or 8) make in a data unit where ``a``'s first value is value number ``first``.
+
+    A 4-byte value is one word, whose value is the value's bits; an 8-byte value two words;
+    2-byte values pair up, the one at an even position being the word's high half. So the
+    sum is taken on the native array, without a big-endian copy."""
+    flat = a.reshape(-1)
+    size = a.dtype.itemsize
+    if size == 4:
+        return int(flat.view(np.uint32).sum(dtype=np.uint64))
+    if size == 8:
+        u = flat.view(np.uint64)
+        return int(np.sum(u >> np.uint64(32), dtype=np.uint64)) + int(np.sum(u & np.uint64(0xFFFFFFFF),
+                                                                              dtype=np.uint64))
+    u = flat.view(np.uint16)
+    high = first % 2  # index of the first value at an even position
+    return (int(u[high::2].sum(dtype=np.uint64)) << 16) + int(u[1 - high::2].sum(dtype=np.uint64))
+
+
+def _fold(total: int) -> int:
+    """A sum of 32-bit words folded to 32 bits with end-around carry (ones' complement)."""
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
+def _image_data_sum(extname: str, src, target_dtype, block_rows: int) -> int:
+    """``DATASUM`` of image ``src`` stored as big-endian ``target_dtype`` (the padding adds nothing),
+    read block by block; checks that the source delivers exactly its shape's pixels."""
+    shape, _ = _source_shape_dtype(src)
+    native = np.dtype(target_dtype).newbyteorder("=")
+    expected = int(np.prod(shape))
+    total = seen = 0
+    tail = b""  # 1-byte types: bytes of an unfinished word
+    for block in _iter_blocks(src, block_rows):
+        if seen + block.size > expected:
+            raise ValueError(f"{extname}: source delivered more than {expected} pixels")
+        if native.itemsize == 1:
+            raw = tail + np.ascontiguousarray(block, dtype=native).tobytes()
+            cut = len(raw) // 4 * 4
+            total += ones_sum(raw[:cut])
+            tail = raw[cut:]
+        else:
+            total += _native_words_sum(np.ascontiguousarray(block, dtype=native), seen)
+        seen += block.size
+    if seen != expected:
+        raise ValueError(f"{extname}: source delivered {seen} of {expected} pixels")
+    if tail:
+        total += ones_sum(tail + b"\0" * (4 - len(tail)))
+    return _fold(total)
+
+
+def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int, datasum: int) -> None:
+    """Stream one image HDU: its header with ``datasum`` (:func:`_image_data_sum`), then its data."""
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
-    header = _image_header(extname, target_dtype, shape, extra)
-    offset = w.size
-    w.write(_seal(header, 0))  # placeholder cards of the final length
-    w.begin_data()
-    expected = int(np.prod(shape))
+    w.write(_seal(_image_header(extname, target_dtype, shape, extra), datasum))
     written = 0
-    scratch = None  # one big-endian buffer for all blocks: a fresh one per block costs its page faults
     for block in _iter_blocks(src, block_rows):
-        block = np.asarray(block)
-        if block.ndim == 2 and block.shape[0] <= block_rows:
-            if scratch is None or scratch.shape[1] != block.shape[1]:
-                scratch = np.empty((block_rows, block.shape[1]), dtype=be)
-            b = scratch[:block.shape[0]]
+        written += block.size
+        if written > int(np.prod(shape)):  # a source that changed since its sum was taken
+            raise ValueError(f"{extname}: source delivered more pixels than its sum covered")
+        if block.ndim == 2:
+            b = w.buffer(block.shape[0], block.shape[1], be)
             np.copyto(b, block, casting="unsafe")
+            w.write_buffer(b)
         else:
-            b = np.ascontiguousarray(block, dtype=be)
-        written += b.size
-        if written > expected:
-            raise ValueError(f"{extname}: source delivered more than {expected} pixels")
-        w.write(b)
-    if written != expected:
-        raise ValueError(f"{extname}: source delivered {written} of {expected} pixels")
-    patches.append((offset, header, w.end_data()))
+            w.write(np.ascontiguousarray(block, dtype=be))
+    if written != int(np.prod(shape)):
+        raise ValueError(f"{extname}: source delivered {written} of {int(np.prod(shape))} pixels")
     w.pad()
 
 
-def _hash_while_syncing(f) -> str:
-    """SHA-256 of the finished file ``f`` (:func:`sha256_of`) while a helper thread fsyncs it: the
-    hash is CPU, the fsync waits for the disk, and both release the GIL. Returns once both are
-    done; an fsync error is raised."""
+def _sync_while(f, work):
+    """fsync ``f`` in a helper thread while ``work()`` runs (both release the GIL); returns
+    ``work()``'s result once both are done; an fsync error is raised."""
     errors: list[BaseException] = []
 
     def sync() -> None:
@@ -543,12 +580,12 @@ def _hash_while_syncing(f) -> str:
     syncer = threading.Thread(target=sync, name="product-fsync", daemon=True)
     syncer.start()
     try:
-        digest = sha256_of(f)
+        result = work()
     finally:
         syncer.join()
     if errors:
         raise errors[0]
-    return digest
+    return result
 
 
 def sha256_of(f) -> str:
@@ -572,7 +609,7 @@ def write_product(
     hdrtab: list[Mapping] | None = None,
     ctx=None,
     extra_headers: Mapping[str, object] | None = None,
-    block_rows: int = 512,
+    block_rows: int = 128,
 ) -> ProductFile:
     """Write an MVM layer product atomically and return its path, SHA-256 and size.
 
@@ -583,9 +620,9 @@ def write_product(
     primary : fits.Header or dict
         PRIMARY keywords: ``{name: value}`` or ``{name: (value, comment)}``.
     sci, wht : 2-D float32 sources
-        Science (counts/s) and weight images: ndarray / np.memmap, `TileSpool`,
-        `RowStrips` or anything with ``shape``, ``dtype`` and
-        ``iter_row_blocks(n)`` yielding ``(row0, block)`` in row order.
+        Science (counts/s) and weight images: ndarray / np.memmap, `TileSpool`
+        or anything with ``shape``, ``dtype`` and ``iter_row_blocks(n)`` yielding
+        ``(row0, block)`` in row order. Sources are read twice (sums, then data).
     nexp : 2-D int16 source
         Number of inputs per pixel.
     wcs_header : fits.Header or dict, optional
@@ -612,25 +649,27 @@ def write_product(
     def extra(name):
         return [wcs_header, extra_headers.get(name)]
 
+    images = [("SCI", sci, np.float32), ("WHT", wht, np.float32), ("NEXP", nexp, np.int16)]
+    sums = {name: _image_data_sum(name, src, dtype, block_rows) for name, src, dtype in images}
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     tmp = Path(tmp_name)
+    w = None
     try:
         with os.fdopen(fd, "w+b", buffering=1 << 20) as f:
             os.fchmod(f.fileno(), 0o644)
-            w = _SummingWriter(f)
-            patches: list = []
+            w = _HashingWriter(f)
             w.write(_seal(_primary_header(primary), 0))
-            _write_image(w, "SCI", sci, np.float32, extra("SCI"), block_rows, patches)
-            _write_image(w, "WHT", wht, np.float32, extra("WHT"), block_rows, patches)
+            for name, src, dtype in images[:2]:
+                _write_image(w, name, src, dtype, extra(name), block_rows, sums[name])
             w.write(_ctx_bytes(ctx, wcs_cards, extra_headers.get("CTX")))
             w.write(_hdrtab_bytes(list(hdrtab or [])))
-            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, patches)
+            _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, sums["NEXP"])
             f.flush()
-            for offset, header, datasum in patches:
-                os.pwrite(f.fileno(), _seal(header, datasum), offset)
-            digest, size = _hash_while_syncing(f), w.size
+            digest, size = _sync_while(f, w.hexdigest), w.size
         os.replace(tmp, path)
     except BaseException:
+        if w is not None:
+            w.abandon()
         tmp.unlink(missing_ok=True)
         raise
     fsync_directory(directory)

@@ -205,7 +205,7 @@ def draw_layer(
         arrays = _drizzle(li.chips, out_wcs, shape, pars, options, target_dir)
         try:
             clock.lap("drizzle")
-            mvm = mvm_keywords(footprints, arrays.wht, (cell.naxis(layer.scale),) * 2)
+            mvm = mvm_keywords(footprints, arrays.wht, (cell.naxis(layer.scale),) * 2, scratch=_scratch_for(arrays.wht))
             mvm["SCELLID"] = (cell.scellid, "sky cell ID")
             primary = primary_keywords(layer, cell, li, product_name, mvm, pars, [c.sky for c in li.chips],
                                        dict(extra_keywords or {}))
@@ -252,8 +252,12 @@ def _match_sky(chips, bits: int, out_wcs, options: DrawOptions) -> None:
 
 def _drizzle(chips, out_wcs, shape: tuple[int, int], pars, options: DrawOptions, spool_dir: Path):
     """Drizzle the chips onto the box: in memory up to :data:`IN_MEMORY_MAX_PIXELS`, else tile by tile
-    into spool files in ``spool_dir``. Returns the store (``sci``, ``wht``, ``nexp``, ``ctx``; ``close()``)."""
+    into spool files in ``spool_dir``. Returns the store (``sci``, ``wht``, ``nexp``, ``ctx``; ``close()``).
+
+    The work arrays live in this process's arena (:func:`mvmdb.process.arena.process_arena`): a
+    layer drawn in one tile keeps them as its arrays, valid until the next layer is drawn."""
     from mvmdb.fitsio.product import LayerSpool
+    from mvmdb.process.arena import process_arena
     from mvmdb.process.drizzling import drizzle_layer
 
     in_memory = shape[0] * shape[1] <= IN_MEMORY_MAX_PIXELS
@@ -270,11 +274,19 @@ def _drizzle(chips, out_wcs, shape: tuple[int, int], pars, options: DrawOptions,
 
     try:
         drizzle_layer(chips, out_wcs, shape, bits=pars.bits, tile_shape=tile_shape, context=options.context,
-                      sink=sink, pixfrac=pars.pixfrac)
+                      sink=sink, pixfrac=pars.pixfrac, arena=process_arena())
     except BaseException:
         spool.close()
         raise
     return spool
+
+
+def _scratch_for(wht) -> np.ndarray | None:
+    """Work memory for the weight keywords of an in-memory layer: the arena's scratch, free again
+    once the layer is drizzled (:data:`mvmdb.process.arena.SCRATCH`)."""
+    from mvmdb.process.arena import SCRATCH, process_arena
+
+    return process_arena().take(SCRATCH, wht.size, wht.dtype) if isinstance(wht, np.ndarray) else None
 
 
 def _write(path: Path, heads, arrays):

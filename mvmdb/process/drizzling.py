@@ -51,8 +51,9 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from astropy.wcs import WCS
-from drizzle.resample import Drizzle
+from drizzle import cdrizzle
 
+from mvmdb.process.arena import SCRATCH, Arena
 from mvmdb.process.pixmap import DEFAULT_TOL_PX, ArrayPixmap, PixmapModel, mapped_scale_ratio, pixel_scale_arcsec
 
 __all__ = [
@@ -366,32 +367,18 @@ def _plan_input(inp, out_wcs, tile_shape, tol) -> _InputMap:
     return _InputMap(inp, mapper, kind, float(ratio), bbox, f2, halo, report, corners)
 
 
-class _Scratch:
-    """Reusable work buffers: large fresh allocations cost a page fault per 4 KiB."""
-
-    def __init__(self):
-        self._buffers: dict[str, np.ndarray] = {}
-
-    def get(self, name: str, shape, dtype) -> np.ndarray:
-        n = int(np.prod(shape))
-        buf = self._buffers.get(name)
-        if buf is None or buf.size < n or buf.dtype != np.dtype(dtype):
-            buf = self._buffers[name] = np.empty(n, dtype=dtype)
-        return buf[:n].reshape(shape)
-
-
-def _read_box(plan: _InputMap, box, bits, scratch: _Scratch):
+def _read_box(plan: _InputMap, box, bits, arena: Arena):
     """Sky-subtracted science and EXP weights on an input box that may extend past the chip.
 
     Pixels outside the chip, non-finite or DQ-rejected get weight 0 and value 0.
-    The arrays are scratch buffers, valid until the next call.
+    The arrays are views of ``arena`` (roles ``in_data``, ``in_wht``), valid until the next call.
     """
     inp = plan.inp
     xmin, xmax, ymin, ymax = box
     ny, nx = inp.sci.shape
     h, w = ymax - ymin + 1, xmax - xmin + 1
-    data = scratch.get("data", (h, w), np.float32)
-    wht = scratch.get("wht", (h, w), np.float32)
+    data = arena.take("in_data", (h, w), np.float32)
+    wht = arena.take("in_wht", (h, w), np.float32)
     cx0, cx1 = max(xmin, 0), min(xmax, nx - 1)
     cy0, cy1 = max(ymin, 0), min(ymax, ny - 1)
     if (cx0, cx1, cy0, cy1) != (xmin, xmax, ymin, ymax):  # part of the box is outside the chip
@@ -411,10 +398,10 @@ def _read_box(plan: _InputMap, box, bits, scratch: _Scratch):
     return data, wht
 
 
-def _box_pixmap(plan: _InputMap, box, origin, scratch: _Scratch) -> np.ndarray:
+def _box_pixmap(plan: _InputMap, box, origin, arena: Arena) -> np.ndarray:
     """Pixel map of input box ``(xmin, xmax, ymin, ymax)`` relative to output ``origin`` (x0, y0)."""
     bx0, bx1, by0, by1 = box
-    out = scratch.get("pixmap", (by1 - by0 + 1, bx1 - bx0 + 1, 2), np.float64)
+    out = arena.take("pixmap", (by1 - by0 + 1, bx1 - bx0 + 1, 2), np.float64)
     return plan.mapper.evaluate_grid(np.arange(bx0, bx1 + 1, dtype=np.float64),
                                      np.arange(by0, by1 + 1, dtype=np.float64), out=out, shift=origin)
 
@@ -427,9 +414,9 @@ def _tiles(out_shape, tile_shape) -> Iterator[tuple[int, int, int, int]]:
             yield x0, min(x0 + tx, nx), y0, min(y0 + ty, ny)
 
 
-def _popcount_planes(ctx: np.ndarray) -> np.ndarray:
-    """Number of set bits over all context planes, per pixel (int16)."""
-    counts = np.empty(ctx.shape[1:], dtype=np.int16)
+def _popcount_planes(ctx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Number of set bits over all context planes, per pixel (int16; into ``out`` if given)."""
+    counts = np.empty(ctx.shape[1:], dtype=np.int16) if out is None else out
     np.bitwise_count(ctx[0].view(np.uint32), out=counts, casting="unsafe")  # no uint8 temporary
     for plane in ctx[1:]:
         counts += np.bitwise_count(plane.view(np.uint32))
@@ -460,6 +447,7 @@ def drizzle_layer(
     sink: Callable[[LayerTile], None] | None = None,
     out: LayerArrays | None = None,
     pixmap_tol: float = DEFAULT_TOL_PX,
+    arena: Arena | None = None,
 ) -> LayerArrays:
     """Drizzle the inputs of one layer onto the output grid, tile by tile.
 
@@ -490,6 +478,11 @@ def drizzle_layer(
         (if ``context``).
     pixmap_tol : float
         Tolerance of the pixel maps against astropy (output pixels).
+    arena : Arena, optional
+        Memory for the output tiles (:mod:`mvmdb.process.arena`): a tile handed to ``sink`` is
+        valid until the next tile. Default: a fresh arena. The per-input work arrays (pixel
+        maps, sky-subtracted data) live in an arena of each tile, freed before NEXP is counted,
+        so they add nothing to the layer's peak memory.
 
     Returns
     -------
@@ -507,12 +500,13 @@ def drizzle_layer(
     n_planes = max(1, (len(plans) + CTX_PLANE_BITS - 1) // CTX_PLANE_BITS)
     seconds = {"plan": time.perf_counter() - t_start, "prepare": 0.0, "drizzle": 0.0}
 
+    arena = Arena() if arena is None else arena
     prefilled = sink is None and out is None  # our own arrays start empty: empty tiles need no writing
     if prefilled:
         out = _empty_layer_arrays((ny, nx), n_planes, context)
     n_tiles, max_halo = _drizzle_tiles(plans, (ny, nx), tile_shape, out=out, sink=sink, skip_empty=prefilled,
                                        bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
-                                       context=context, seconds=seconds)
+                                       context=context, seconds=seconds, arena=arena)
 
     total = float(sum(p.inp.exptime for p in plans))
     seconds["total"] = time.perf_counter() - t_start
@@ -525,12 +519,11 @@ def drizzle_layer(
 
 def _drizzle_tiles(plans: Sequence[_InputMap], shape: tuple[int, int], tile_shape: tuple[int, int], *,
                    out: LayerArrays | None, sink, skip_empty: bool, bits: int, kernel: str, pixfrac: float,
-                   n_planes: int, context: bool, seconds: dict[str, float]) -> tuple[int, int]:
+                   n_planes: int, context: bool, seconds: dict[str, float], arena: Arena) -> tuple[int, int]:
     """Drizzle the output tile by tile (row-major), handing each finished tile to ``sink`` and/or
     storing it in ``out``; tiles no input reaches are skipped when ``skip_empty`` (``out`` already
     holds empty values). Returns (number of tiles, largest halo in output px)."""
     n_tiles = max_halo = 0
-    scratch = _Scratch()
     for bounds in _tiles(shape, tile_shape):
         n_tiles += 1
         jobs, halo = _tile_jobs(plans, bounds)
@@ -539,7 +532,7 @@ def _drizzle_tiles(plans: Sequence[_InputMap], shape: tuple[int, int], tile_shap
             continue
         tile = _empty_tile(bounds, n_planes, context) if not jobs else _drizzle_tile(
             plans, jobs, bounds, halo, bits=bits, kernel=kernel, pixfrac=pixfrac, n_planes=n_planes,
-            context=context, scratch=scratch, seconds=seconds)
+            context=context, arena=arena, seconds=seconds)
         if sink is not None:
             sink(tile)
         if out is not None:
@@ -598,37 +591,63 @@ def _empty_tile(bounds: tuple[int, int, int, int], n_planes: int, context: bool)
 
 
 def _drizzle_tile(plans: Sequence[_InputMap], jobs: list, bounds: tuple[int, int, int, int], halo: int, *,
-                  bits: int, kernel: str, pixfrac: float, n_planes: int, context: bool, scratch: _Scratch,
+                  bits: int, kernel: str, pixfrac: float, n_planes: int, context: bool, arena: Arena,
                   seconds: dict[str, float]) -> LayerTile:
     """Drizzle ``jobs`` (from :func:`_tile_jobs`) into a window of the tile grown by ``halo`` and
-    return the tile's own pixels. Adds the time spent to ``seconds['prepare'/'drizzle']``."""
+    return the tile's own pixels (views of ``arena``). Adds the time spent to
+    ``seconds['prepare'/'drizzle']``."""
     x0, x1, y0, y1 = bounds
     # the window extends past the output's own edges too, so inputs crossing them
     # are drizzled as completely as anywhere else
     wx0, wx1 = x0 - halo, x1 + halo
     wy0, wy1 = y0 - halo, y1 + halo
     inner = (slice(y0 - wy0, y1 - wy0), slice(x0 - wx0, x1 - wx0))
-    driz = Drizzle(kernel=kernel, fillval=None, out_shape=(wy1 - wy0, wx1 - wx0), max_ctx_id=len(jobs) - 1)
-    for k, box in jobs:
+    window = (wy1 - wy0, wx1 - wx0)
+    # drizzle never writes a pixel without weight: those keep the NaN they start with
+    sci = arena.full("sci", window, np.float32, np.nan)
+    wht = arena.full("wht", window, np.float32, 0.0)
+    local_ctx = arena.full(SCRATCH, ((len(jobs) - 1) // CTX_PLANE_BITS + 1,) + window, np.int32, 0)
+    work = Arena()  # pixel maps and input data: gone before NEXP is counted
+    for idx, (k, box) in enumerate(jobs):
         p = plans[k]
         t0 = time.perf_counter()
-        pm = _box_pixmap(p, box, (wx0, wy0), scratch)
-        data, wmap = _read_box(p, box, bits, scratch)
+        pm = _box_pixmap(p, box, (wx0, wy0), work)
+        data, wmap = _read_box(p, box, bits, work)
         t1 = time.perf_counter()
-        nmiss, nskip = driz.add_image(
-            data, exptime=float(p.inp.exptime), pixmap=pm, weight_map=wmap,
-            iscale=p.ratio**2, pixel_scale_ratio=p.ratio, pixfrac=pixfrac, in_units=p.kind,
-        )
+        nmiss, nskip = _add_image(sci, wht, local_ctx[idx // CTX_PLANE_BITS], idx % CTX_PLANE_BITS + 1, data, wmap,
+                                  pm, exptime=float(p.inp.exptime), ratio=p.ratio, pixfrac=pixfrac,
+                                  in_units=p.kind, kernel=kernel)
         seconds["drizzle"] += time.perf_counter() - t1
         seconds["prepare"] += t1 - t0
         p.report.tiles += 1
         p.report.nmiss += int(nmiss)
         p.report.nskip += int(nskip)
-    # pixels without weight kept drizzle's initial NaN (it never writes zero-weight data)
-    local_ctx = driz.out_ctx[(slice(None),) + inner]
+    del pm, data, wmap, work
+    tile_ctx = local_ctx[(slice(None),) + inner]
     return LayerTile(
-        y0, x0, sci=driz.out_img[inner], wht=driz.out_wht[inner], nexp=_popcount_planes(local_ctx),
-        ctx=_remap_context(local_ctx, [k for k, _ in jobs], n_planes) if context else None,
+        y0, x0, sci=sci[inner], wht=wht[inner],
+        nexp=_popcount_planes(tile_ctx),  # not in the arena: held while the next layer drizzles, it would add to the peak
+        ctx=_remap_context(tile_ctx, [k for k, _ in jobs], n_planes) if context else None,
+    )
+
+
+def _add_image(out_sci: np.ndarray, out_wht: np.ndarray, out_ctx: np.ndarray, uniqid: int, data: np.ndarray,
+               weights: np.ndarray, pixmap: np.ndarray, *, exptime: float, ratio: float, pixfrac: float,
+               in_units: str, kernel: str) -> tuple[int, int]:
+    """One input through drizzle's C kernel onto the output arrays, as ``Drizzle.add_image`` of
+    drizzle 3 passes it (intensity scale ``ratio**2``, kernel scale ``ratio``; counts divided by
+    ``exptime``), but onto arrays we own: no fill pass over the output after each input (pixels
+    without weight keep their NaN), no check of arrays we just cleared.
+
+    ``out_ctx`` is one int32 context plane; ``uniqid`` the input's bit in it plus one. ``data``
+    is divided in place by ``exptime`` when ``in_units`` is ``'counts'``. Returns (nmiss, nskip).
+    """
+    ny, nx = data.shape
+    return cdrizzle.tdriz(
+        input=data, weights=weights, pixmap=pixmap, output=out_sci, counts=out_wht, context=out_ctx,
+        uniqid=int(uniqid), xmin=0, xmax=nx - 1, ymin=0, ymax=ny - 1, iscale=ratio**2, pscale_ratio=ratio,
+        pixfrac=pixfrac, kernel=kernel, in_units=in_units, expscale=exptime if in_units == "counts" else 1.0,
+        wtscale=1.0, fillstr="INDEF",
     )
 
 

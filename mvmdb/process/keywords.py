@@ -177,22 +177,25 @@ def exact_mean_median(blocks_factory) -> tuple[float, float, int]:
     return total / n, _middle_value(a, b, dtype), n
 
 
-def positive_mean_median(a: np.ndarray, nrows: int = _BLOCK_ROWS) -> tuple[float, float, int]:
+def positive_mean_median(a: np.ndarray, nrows: int = _BLOCK_ROWS, out: np.ndarray | None = None
+                         ) -> tuple[float, float, int]:
     """:func:`exact_mean_median` of the values > 0 of an in-memory 2-D array, the same three numbers
-    bit for bit, faster: one selection of the values, the mean summed block by block of ``nrows``
-    rows in the same order (float64 sums of the same runs of values), the median by selection
-    (``np.partition``) instead of radix passes. Needs a copy of the selected values in memory."""
-    keep = a > 0  # NaN compares False
-    values = a[keep]
-    n = values.size
+    bit for bit, faster: the values are selected block by block of ``nrows`` rows, the mean summed
+    over the same blocks in the same order (float64 sums of the same runs of values), the median by
+    selection (``np.partition``) instead of radix passes. Needs a copy of the selected values: in
+    ``out`` (1-D, at least ``a.size`` elements of ``a.dtype``; overwritten) when given."""
+    values = np.empty(a.size, dtype=a.dtype) if out is None else out[:a.size]
+    n, total = 0, 0.0
+    for y0 in range(0, a.shape[0], nrows):
+        block = a[y0:y0 + nrows]
+        sel = block[block > 0]  # NaN compares False
+        if sel.size:
+            values[n:n + sel.size] = sel
+            total += float(np.sum(sel, dtype=np.float64))
+            n += sel.size
     if n == 0:
         return float("nan"), float("nan"), 0
-    counts = [int(np.count_nonzero(keep[y0:y0 + nrows])) for y0 in range(0, a.shape[0], nrows)]
-    total, start = 0.0, 0
-    for c in counts:
-        if c:
-            total += float(np.sum(values[start:start + c], dtype=np.float64))
-        start += c
+    values = values[:n]
     lo, hi = (n - 1) // 2, n // 2
     values.partition([lo, hi] if lo != hi else lo)
     return total / n, _middle_value(values[lo], values[hi], values.dtype), n
@@ -250,7 +253,8 @@ def mask_statistics(total_mask, scaled_mask) -> FootprintStats:
     return FootprintStats(n_good, mean_nexp, med_nexp, mean_expt, med_expt)
 
 
-def mvm_keywords(footprints: FootprintStats, wht, full_cell_shape) -> dict[str, tuple[float, str]]:
+def mvm_keywords(footprints: FootprintStats, wht, full_cell_shape, scratch: np.ndarray | None = None
+                 ) -> dict[str, tuple[float, str]]:
     """MVM mask and weight keywords as ``{name: (value, comment)}`` (spec §5.5).
 
     Parameters
@@ -263,6 +267,9 @@ def mvm_keywords(footprints: FootprintStats, wht, full_cell_shape) -> dict[str, 
     full_cell_shape : (ny, nx) or int
         Shape (or pixel count) of the full sky cell at the layer's scale:
         (21954, 21954) fine, (7318, 7318) coarse.
+    scratch : 1-D array of ``wht.dtype``, optional
+        Work memory for the weights > 0 of an in-memory ``wht`` (``wht.size`` elements;
+        overwritten), see `positive_mean_median`.
     """
     if np.ndim(full_cell_shape) == 0:
         full_size = int(full_cell_shape)
@@ -274,7 +281,7 @@ def mvm_keywords(footprints: FootprintStats, wht, full_cell_shape) -> dict[str, 
             yield w[w > 0]  # NaN compares False
 
     if isinstance(wht, np.ndarray) and wht.ndim == 2 and not isinstance(wht, np.memmap):
-        mean_wht, med_wht, _ = positive_mean_median(wht)
+        mean_wht, med_wht, _ = positive_mean_median(wht, out=scratch)
     else:
         mean_wht, med_wht, _ = exact_mean_median(wht_values)
     values = {

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
 
-from mvmdb.fitsio.product import LayerSpool, RowStrips, TileSpool, write_product
+from mvmdb.fitsio.product import LayerSpool, TileSpool, write_product
 
 
 def _wcs_header():
@@ -84,40 +85,77 @@ def test_context_planes_are_tile_compressed(tmp_path):
         np.testing.assert_array_equal(hdul["CTX"].data, ctx)
 
 
+class _Strips:
+    """A lazy row-block source (``shape``, ``dtype``, ``iter_row_blocks``) delivering ``rows``
+    rows per block whatever it is asked, failing or stopping early when told."""
+
+    def __init__(self, a, rows, fail_after=None, stop_after=None, fail_on_pass=1):
+        self.a, self.rows, self.fail_after, self.stop_after = a, rows, fail_after, stop_after
+        self.shape, self.dtype = a.shape, a.dtype
+        self.fail_on_pass, self.passes = fail_on_pass, 0
+
+    def iter_row_blocks(self, nrows):
+        self.passes += 1
+        for y0 in range(0, self.a.shape[0], self.rows):
+            if self.fail_after is not None and y0 >= self.fail_after and self.passes == self.fail_on_pass:
+                raise RuntimeError("tile producer died")
+            if self.stop_after is not None and y0 >= self.stop_after:
+                return
+            yield y0, self.a[y0:y0 + self.rows]
+
+
 def test_streaming_sources_equal_arrays(tmp_path):
     sci, wht, nexp = _arrays((301, 77))
     ref = write_product(tmp_path / "ref.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
     mm = np.lib.format.open_memmap(tmp_path / "sci.npy", "w+", np.float32, sci.shape)
     mm[:] = sci
-    strips = RowStrips(wht.shape, np.float32, (wht[i:i + 13] for i in range(0, wht.shape[0], 13)))
     with TileSpool(nexp.shape, np.int16, tmp_path) as spool:
         for y0 in range(0, 301, 100):
             for x0 in range(0, 77, 30):
                 spool.write_tile(y0, x0, nexp[y0:y0 + 100, x0:x0 + 30])
-        res = write_product(tmp_path / "streamed.fits", primary=PRIMARY, sci=mm, wht=strips, nexp=spool,
+        res = write_product(tmp_path / "streamed.fits", primary=PRIMARY, sci=mm, wht=_Strips(wht, 13), nexp=spool,
                             block_rows=7)
     assert res.sha256 == ref.sha256
     assert not any(p.name.startswith(".spool-") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("shape", [(5, 7), (6, 7), (1, 1), (3, 1)])
+@pytest.mark.parametrize("rows", [1, 2, 3])
+def test_checksums_of_odd_sized_int16_blocks(tmp_path, shape, rows):
+    """2-byte values pair into 32-bit words across blocks of odd size (DATASUM from native values)."""
+    rng = np.random.default_rng(sum(shape) + rows)
+    sci = rng.normal(size=shape).astype(np.float32)
+    nexp = rng.integers(-2**15, 2**15 - 1, shape).astype(np.int16)
+    res = write_product(tmp_path / "o.fits", primary={}, sci=sci, wht=sci, nexp=_Strips(nexp, rows), block_rows=rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with fits.open(res.path, checksum=True) as hdul:
+            np.testing.assert_array_equal(hdul["NEXP"].data, nexp)
+            assert hdul["NEXP"].header["DATASUM"] == str(_reference_datasum(hdul["NEXP"].data))
+
+
+def _reference_datasum(data) -> int:
+    """DATASUM by the FITS rule, from the big-endian bytes as stored (padding adds nothing)."""
+    raw = np.ascontiguousarray(data, dtype=data.dtype.newbyteorder(">")).tobytes()
+    raw += b"\0" * (-len(raw) % 4)
+    total = int(np.frombuffer(raw, ">u4").sum(dtype=np.uint64))
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
 
 
 def test_failing_source_leaves_no_file(tmp_path):
     sci, wht, nexp = _arrays()
     target = tmp_path / "layer_drc.fits"
 
-    def failing():
-        yield sci[:100]
-        raise RuntimeError("tile producer died")
-
     with pytest.raises(RuntimeError, match="tile producer died"):
-        write_product(target, primary=PRIMARY, sci=RowStrips(sci.shape, np.float32, failing()), wht=wht,
-                      nexp=nexp)
+        write_product(target, primary=PRIMARY, sci=_Strips(sci, 100, fail_after=100), wht=wht, nexp=nexp)
     assert list(tmp_path.iterdir()) == []
     # a short source is an error too, and an existing product survives a failed rewrite
     write_product(target, primary=PRIMARY, sci=sci, wht=wht, nexp=nexp)
     before = target.read_bytes()
-    with pytest.raises(ValueError, match="ended after 10 of 300 rows"):
-        write_product(target, primary=PRIMARY, sci=RowStrips(sci.shape, np.float32, iter([sci[:10]])),
-                      wht=wht, nexp=nexp)
+    with pytest.raises(ValueError, match="SCI: source delivered 2000 of 60000 pixels"):
+        write_product(target, primary=PRIMARY, sci=_Strips(sci, 10, stop_after=10), wht=wht, nexp=nexp)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [target.name]
 
@@ -168,21 +206,18 @@ def test_every_hdu_carries_a_valid_fits_checksum(tmp_path):
 
 
 def test_sha256_is_the_files_over_many_read_chunks(tmp_path):
-    """The recorded digest is the finished file's (patched headers included) for arrays of several
-    4 MiB read chunks; a failed write leaves nothing."""
+    """The recorded digest is the finished file's for arrays of several 4 MiB chunks; a source failing
+    while the file is being written (after its sums were taken) leaves nothing."""
     sci, wht, nexp = _arrays(shape=(1500, 1300), seed=4)
     pf = write_product(tmp_path / "big_drz.fits", primary=PRIMARY, sci=sci, wht=wht, nexp=nexp, hdrtab=HDRTAB,
                        wcs_header=_wcs_header())
     assert pf.size == os.path.getsize(pf.path) > 3 * (1 << 22)
     assert pf.sha256 == hashlib.sha256(pf.path.read_bytes()).hexdigest()
 
-    def failing():
-        yield sci[:700]
-        raise RuntimeError("tile producer died")
-
+    failing = _Strips(wht, 700, fail_after=700, fail_on_pass=2)
     with pytest.raises(RuntimeError, match="tile producer died"):
-        write_product(tmp_path / "bad_drz.fits", primary=PRIMARY, sci=sci, wht=RowStrips(sci.shape, np.float32,
-                      failing()), nexp=nexp)
+        write_product(tmp_path / "bad_drz.fits", primary=PRIMARY, sci=sci, wht=failing, nexp=nexp)
+    assert failing.passes == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big_drz.fits"]
 
 
