@@ -10,11 +10,12 @@ numpy arrays, np.memmap or `TileSpool` files, so a full 21954**2 product never
 needs to be in memory.  Every HDU carries the FITS ``CHECKSUM``/``DATASUM``: the
 image data sums are taken first, in a pass over the sources (on the native
 values, without a big-endian copy), so every header is final when written and
-the file is written once, front to back.  A helper thread hashes (SHA-256) each
-block as it is written, and fsyncs the file at the end.  The file is written to
-a temporary name in the target directory, renamed over the target with
-`os.replace` and the directory fsynced; on any error the temporary file is
-removed and nothing appears at the target.
+the file is written once, front to back, by `mvmdb.fitsio.staged.StagedFile`
+(``O_DIRECT`` where the file system allows it; helper threads write and hash
+(SHA-256) each staged block while the next is converted), then fsynced.  The
+file is written to a temporary name in the target directory, renamed over the
+target with `os.replace` and the directory fsynced; on any error the temporary
+file is removed and nothing appears at the target.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import hashlib
 import io
 import os
 import tempfile
-import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,8 @@ from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 from astropy.io import fits
+
+from mvmdb.fitsio.staged import StagedFile
 
 __all__ = ["ProductFile", "TileSpool", "LayerSpool", "write_product", "fsync_directory", "sha256_of"]
 
@@ -416,64 +418,6 @@ def _seal(head: bytes, datasum: int) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing
-class _HashingWriter:
-    """Writes a file front to back and hashes (SHA-256) what it wrote in a helper thread.
-
-    The hash needs the CPU, the conversion and the write need this thread, and both release
-    the GIL, so they run side by side. A buffer handed to :meth:`write` is read by the hasher
-    later: the two from :meth:`buffer` are handed out in turn, each only once the hasher is
-    done with its previous contents.
-    """
-
-    def __init__(self, f):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self.f = f
-        self.size = 0
-        self._sha = hashlib.sha256()
-        self._hasher = ThreadPoolExecutor(1, thread_name_prefix="product-sha256")  # in order: one thread
-        self._ring: list[np.ndarray | None] = [None, None]
-        self._hashed = [None, None]  # future of the last hash of each ring buffer
-        self._turn = 0
-        self._last = None
-
-    def write(self, data) -> None:
-        mv = memoryview(data).cast("B")
-        self.f.write(mv)
-        self.size += mv.nbytes
-        self._last = self._hasher.submit(self._sha.update, mv)
-
-    def buffer(self, rows: int, cols: int, dtype) -> np.ndarray:
-        """A ``(rows, cols)`` work array of ``dtype`` whose previous contents are hashed already;
-        valid until the next call but one."""
-        k = self._turn
-        self._turn ^= 1
-        if self._hashed[k] is not None:
-            self._hashed[k].result()
-        buf = self._ring[k]
-        if buf is None or buf.dtype != dtype or buf.shape[1] != cols or buf.shape[0] < rows:
-            buf = self._ring[k] = np.empty((rows, cols), dtype=dtype)
-        return buf[:rows]
-
-    def write_buffer(self, buf: np.ndarray) -> None:
-        """:meth:`write` a view from :meth:`buffer` (the latest one handed out)."""
-        self.write(buf)
-        self._hashed[self._turn ^ 1] = self._last
-
-    def pad(self) -> None:
-        rem = self.size % BLOCK
-        if rem:
-            self.write(b"\0" * (BLOCK - rem))
-
-    def hexdigest(self) -> str:
-        """SHA-256 of everything written (waits for the hasher)."""
-        self._hasher.shutdown(wait=True)
-        return self._sha.hexdigest()
-
-    def abandon(self) -> None:
-        self._hasher.shutdown(wait=True, cancel_futures=True)
-
-
 def _source_shape_dtype(src):
     shape = tuple(src.shape)
     dtype = np.dtype(src.dtype)
@@ -545,7 +489,7 @@ def _image_data_sum(extname: str, src, target_dtype, block_rows: int) -> int:
     return _fold(total)
 
 
-def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, block_rows: int, datasum: int) -> None:
+def _write_image(w: StagedFile, extname: str, src, target_dtype, extra, block_rows: int, datasum: int) -> None:
     """Stream one image HDU: its header with ``datasum`` (:func:`_image_data_sum`), then its data."""
     shape, _ = _source_shape_dtype(src)
     be = np.dtype(target_dtype).newbyteorder(">")
@@ -555,37 +499,10 @@ def _write_image(w: _HashingWriter, extname: str, src, target_dtype, extra, bloc
         written += block.size
         if written > int(np.prod(shape)):  # a source that changed since its sum was taken
             raise ValueError(f"{extname}: source delivered more pixels than its sum covered")
-        if block.ndim == 2:
-            b = w.buffer(block.shape[0], block.shape[1], be)
-            np.copyto(b, block, casting="unsafe")
-            w.write_buffer(b)
-        else:
-            w.write(np.ascontiguousarray(block, dtype=be))
+        w.write_array(block.reshape(-1, block.shape[-1]), be)
     if written != int(np.prod(shape)):
         raise ValueError(f"{extname}: source delivered {written} of {int(np.prod(shape))} pixels")
-    w.pad()
-
-
-def _sync_while(f, work):
-    """fsync ``f`` in a helper thread while ``work()`` runs (both release the GIL); returns
-    ``work()``'s result once both are done; an fsync error is raised."""
-    errors: list[BaseException] = []
-
-    def sync() -> None:
-        try:
-            os.fsync(f.fileno())
-        except BaseException as exc:  # noqa: BLE001 - raised again in the caller's thread
-            errors.append(exc)
-
-    syncer = threading.Thread(target=sync, name="product-fsync", daemon=True)
-    syncer.start()
-    try:
-        result = work()
-    finally:
-        syncer.join()
-    if errors:
-        raise errors[0]
-    return result
+    w.write(b"\0" * (-w.size % BLOCK))
 
 
 def sha256_of(f) -> str:
@@ -655,17 +572,18 @@ def write_product(
     tmp = Path(tmp_name)
     w = None
     try:
-        with os.fdopen(fd, "w+b", buffering=1 << 20) as f:
-            os.fchmod(f.fileno(), 0o644)
-            w = _HashingWriter(f)
+        try:
+            os.fchmod(fd, 0o644)
+            w = StagedFile(fd)
             w.write(_seal(_primary_header(primary), 0))
             for name, src, dtype in images[:2]:
                 _write_image(w, name, src, dtype, extra(name), block_rows, sums[name])
             w.write(_ctx_bytes(ctx, wcs_cards, extra_headers.get("CTX")))
             w.write(_hdrtab_bytes(list(hdrtab or [])))
             _write_image(w, "NEXP", nexp, np.int16, extra("NEXP"), block_rows, sums["NEXP"])
-            f.flush()
-            digest, size = _sync_while(f, w.hexdigest), w.size
+            digest, size = w.finish(), w.size
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         if w is not None:
