@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Mapping
 import numpy as np
 from astropy.io import fits
 
-from mvmdb.fitsio.staged import StagedFile
+from mvmdb.fitsio.staged import DIRECT_MIN, StagedFile
 
 __all__ = ["ProductFile", "TileSpool", "LayerSpool", "write_product", "fsync_directory", "sha256_of"]
 
@@ -463,6 +463,11 @@ def _fold(total: int) -> int:
     return total
 
 
+def _data_bytes(images) -> int:
+    """Bytes of the image data units ``[(name, source, dtype)]``."""
+    return sum(int(np.prod(_source_shape_dtype(src)[0])) * np.dtype(dt).itemsize for _, src, dt in images)
+
+
 def _image_data_sum(extname: str, src, target_dtype, block_rows: int) -> int:
     """``DATASUM`` of image ``src`` stored as big-endian ``target_dtype`` (the padding adds nothing),
     read block by block; checks that the source delivers exactly its shape's pixels."""
@@ -574,7 +579,7 @@ def write_product(
     try:
         try:
             os.fchmod(fd, 0o644)
-            w = StagedFile(fd)
+            w = StagedFile(fd, direct=_data_bytes(images) >= DIRECT_MIN)
             w.write(_seal(_primary_header(primary), 0))
             for name, src, dtype in images[:2]:
                 _write_image(w, name, src, dtype, extra(name), block_rows, sums[name])

@@ -606,7 +606,10 @@ def _drizzle_tile(plans: Sequence[_InputMap], jobs: list, bounds: tuple[int, int
     # drizzle never writes a pixel without weight: those keep the NaN they start with
     sci = arena.full("sci", window, np.float32, np.nan)
     wht = arena.full("wht", window, np.float32, 0.0)
-    local_ctx = arena.full(SCRATCH, ((len(jobs) - 1) // CTX_PLANE_BITS + 1,) + window, np.int32, 0)
+    # one input needs no context to count inputs: it has weight exactly where its bit would be set
+    with_ctx = context or len(jobs) > 1
+    local_ctx = arena.full(SCRATCH, ((len(jobs) - 1) // CTX_PLANE_BITS + 1,) + window, np.int32, 0) \
+        if with_ctx else None
     work = Arena()  # pixel maps and input data: gone before NEXP is counted
     for idx, (k, box) in enumerate(jobs):
         p = plans[k]
@@ -614,19 +617,23 @@ def _drizzle_tile(plans: Sequence[_InputMap], jobs: list, bounds: tuple[int, int
         pm = _box_pixmap(p, box, (wx0, wy0), work)
         data, wmap = _read_box(p, box, bits, work)
         t1 = time.perf_counter()
-        nmiss, nskip = _add_image(sci, wht, local_ctx[idx // CTX_PLANE_BITS], idx % CTX_PLANE_BITS + 1, data, wmap,
-                                  pm, exptime=float(p.inp.exptime), ratio=p.ratio, pixfrac=pixfrac,
-                                  in_units=p.kind, kernel=kernel)
+        nmiss, nskip = _add_image(sci, wht, None if local_ctx is None else local_ctx[idx // CTX_PLANE_BITS],
+                                  idx % CTX_PLANE_BITS + 1, data, wmap, pm, exptime=float(p.inp.exptime),
+                                  ratio=p.ratio, pixfrac=pixfrac, in_units=p.kind, kernel=kernel)
         seconds["drizzle"] += time.perf_counter() - t1
         seconds["prepare"] += t1 - t0
         p.report.tiles += 1
         p.report.nmiss += int(nmiss)
         p.report.nskip += int(nskip)
     del pm, data, wmap, work
+    # NEXP is not in the arena: held while the next layer drizzles, it would add to the peak
+    if local_ctx is None:
+        nexp = np.empty((y1 - y0, x1 - x0), dtype=np.int16)
+        np.greater(wht[inner], 0, out=nexp, casting="unsafe")  # no full-size boolean in between
+        return LayerTile(y0, x0, sci=sci[inner], wht=wht[inner], nexp=nexp)
     tile_ctx = local_ctx[(slice(None),) + inner]
     return LayerTile(
-        y0, x0, sci=sci[inner], wht=wht[inner],
-        nexp=_popcount_planes(tile_ctx),  # not in the arena: held while the next layer drizzles, it would add to the peak
+        y0, x0, sci=sci[inner], wht=wht[inner], nexp=_popcount_planes(tile_ctx),
         ctx=_remap_context(tile_ctx, [k for k, _ in jobs], n_planes) if context else None,
     )
 
@@ -639,8 +646,9 @@ def _add_image(out_sci: np.ndarray, out_wht: np.ndarray, out_ctx: np.ndarray, un
     ``exptime``), but onto arrays we own: no fill pass over the output after each input (pixels
     without weight keep their NaN), no check of arrays we just cleared.
 
-    ``out_ctx`` is one int32 context plane; ``uniqid`` the input's bit in it plus one. ``data``
-    is divided in place by ``exptime`` when ``in_units`` is ``'counts'``. Returns (nmiss, nskip).
+    ``out_ctx`` is one int32 context plane (or None: no context); ``uniqid`` the input's bit in it
+    plus one. ``data`` is divided in place by ``exptime`` when ``in_units`` is ``'counts'``.
+    Returns (nmiss, nskip).
     """
     ny, nx = data.shape
     return cdrizzle.tdriz(

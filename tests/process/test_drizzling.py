@@ -291,3 +291,22 @@ def test_units_and_precomputed_pixmap_agree():
     with pytest.raises(ValueError):
         drizzle_layer([DrizzleInput(sci=rate, exptime=1.0, in_wcs=w, units="jansky", name="z")], out_wcs,
                       (700, 900), bits=0)
+
+
+def test_one_input_counts_its_pixels_without_a_context_image():
+    """A tile with a single input skips the context planes: NEXP from its weights is the NEXP that
+    its context bit gives, pixel for pixel, and the other arrays are the same."""
+    out_wcs = skycell_like_wcs(shape=(400, 500))
+    rng = np.random.default_rng(11)
+    w = acs_wfc_chip_wcs(ra=150.0, dec=2.2, shape=(200, 300), rotation_deg=17.0)
+    dq = np.where(rng.random((200, 300)) < 0.05, 4096, 0).astype(np.int16)
+    inp = DrizzleInput(sci=rng.normal(10.0, 1.0, (200, 300)).astype(np.float32), exptime=50.0, dq=dq, in_wcs=w,
+                       units="electrons", name="one")
+    for tile_shape in ((400, 500), (128, 160)):
+        plain = drizzle_layer([inp], out_wcs, (400, 500), bits=0, tile_shape=tile_shape)
+        with_ctx = drizzle_layer([inp], out_wcs, (400, 500), bits=0, tile_shape=tile_shape, context=True)
+        assert plain.ctx is None and 0 < (plain.nexp > 0).sum() < 400 * 500
+        np.testing.assert_array_equal(plain.nexp, with_ctx.nexp)
+        np.testing.assert_array_equal(plain.nexp, np.bitwise_count(with_ctx.ctx[0].view(np.uint32)))
+        np.testing.assert_array_equal(plain.sci, with_ctx.sci)
+        np.testing.assert_array_equal(plain.wht, with_ctx.wht)
