@@ -11,13 +11,12 @@ offset, one adding it to the SHA-256, while this thread fills the next one (file
 hashing release the GIL). :meth:`StagedFile.finish` writes the tail (padded to the alignment
 for ``O_DIRECT``, the file then truncated to its size), fsyncs and returns the digest.
 
-Where the platform has no ``O_DIRECT`` or the file system refuses it (tmpfs, some network file
-systems: ``EINVAL``), the same writes go through the page cache.
+Where the platform has no ``O_DIRECT`` or the file system refuses it (older tmpfs, some network
+or overlay file systems), the same writes go through the page cache.
 """
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import hashlib
 import mmap
@@ -128,10 +127,12 @@ class StagedFile:
         while view.nbytes:
             try:
                 n = os.pwrite(self.fd, view, offset)
-            except OSError as exc:
-                if exc.errno != errno.EINVAL or not self.direct:
+            except OSError:
+                if not self.direct:
                     raise
-                self.direct = _set_direct(self.fd, False)  # the file system refuses O_DIRECT writes
+                # a file system that takes the flag but refuses the writes (EINVAL, EOPNOTSUPP, ...):
+                # the same write through the page cache; a real error (disk full) fails that one too
+                self.direct = _set_direct(self.fd, False)
                 continue
             view, offset = view[n:], offset + n
 
