@@ -12,6 +12,11 @@ An :class:`Arena` keeps one anonymous memory mapping per *role* (``"sci"``, ``"p
 it. Its pages are faulted once per process, at the size of the largest layer drawn, and
 reused by every later layer (tasks go out largest first, :mod:`mvmdb.process.order`).
 
+The memory stays with the process between layers: at most about 12 bytes per pixel of the
+largest window drawn (SCI, WHT and the scratch; 0.8 GB for a layer of
+:data:`mvmdb.process.draw.IN_MEMORY_MAX_PIXELS`, 4096^2 tiles beyond), which is the peak a
+layer needed anyway.
+
 A view is valid until the next :meth:`Arena.take` of the same role: the caller consumes a
 layer's arrays before asking again (:func:`mvmdb.process.draw.draw_layer` writes the product
 before drawing the next layer). Contents are undefined on return: fill what you read.
