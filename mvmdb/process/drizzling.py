@@ -638,7 +638,7 @@ def _drizzle_tile(plans: Sequence[_InputMap], jobs: list, bounds: tuple[int, int
     )
 
 
-def _add_image(out_sci: np.ndarray, out_wht: np.ndarray, out_ctx: np.ndarray, uniqid: int, data: np.ndarray,
+def _add_image(out_sci: np.ndarray, out_wht: np.ndarray, out_ctx: np.ndarray | None, uniqid: int, data: np.ndarray,
                weights: np.ndarray, pixmap: np.ndarray, *, exptime: float, ratio: float, pixfrac: float,
                in_units: str, kernel: str) -> tuple[int, int]:
     """One input through drizzle's C kernel onto the output arrays, as ``Drizzle.add_image`` of
