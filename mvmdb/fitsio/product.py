@@ -497,16 +497,17 @@ def _image_data_sum(extname: str, src, target_dtype, block_rows: int) -> int:
 def _write_image(w: StagedFile, extname: str, src, target_dtype, extra, block_rows: int, datasum: int) -> None:
     """Stream one image HDU: its header with ``datasum`` (:func:`_image_data_sum`), then its data."""
     shape, _ = _source_shape_dtype(src)
+    expected = int(np.prod(shape))
     be = np.dtype(target_dtype).newbyteorder(">")
     w.write(_seal(_image_header(extname, target_dtype, shape, extra), datasum))
     written = 0
     for block in _iter_blocks(src, block_rows):
         written += block.size
-        if written > int(np.prod(shape)):  # a source that changed since its sum was taken
+        if written > expected:  # a source that changed since its sum was taken
             raise ValueError(f"{extname}: source delivered more pixels than its sum covered")
         w.write_array(block.reshape(-1, block.shape[-1]), be)
-    if written != int(np.prod(shape)):
-        raise ValueError(f"{extname}: source delivered {written} of {int(np.prod(shape))} pixels")
+    if written != expected:
+        raise ValueError(f"{extname}: source delivered {written} of {expected} pixels")
     w.write(b"\0" * (-w.size % BLOCK))
 
 

@@ -414,9 +414,9 @@ def _tiles(out_shape, tile_shape) -> Iterator[tuple[int, int, int, int]]:
             yield x0, min(x0 + tx, nx), y0, min(y0 + ty, ny)
 
 
-def _popcount_planes(ctx: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-    """Number of set bits over all context planes, per pixel (int16; into ``out`` if given)."""
-    counts = np.empty(ctx.shape[1:], dtype=np.int16) if out is None else out
+def _popcount_planes(ctx: np.ndarray) -> np.ndarray:
+    """Number of set bits over all context planes, per pixel (int16)."""
+    counts = np.empty(ctx.shape[1:], dtype=np.int16)
     np.bitwise_count(ctx[0].view(np.uint32), out=counts, casting="unsafe")  # no uint8 temporary
     for plane in ctx[1:]:
         counts += np.bitwise_count(plane.view(np.uint32))
