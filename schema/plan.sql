@@ -48,7 +48,7 @@ WITH dirty_layer AS (
     JOIN layer_member AS m ON m.layer_id = l.id
     WHERE (CAST(:skycells AS text[]) IS NULL
            OR l.sky_cell_id IN (SELECT id FROM sky_cell WHERE name = ANY (CAST(:skycells AS text[]))))
-      AND (l.layer_set = 'all' OR EXISTS (       -- time-domain layers of enabled sets only
+      AND (l.layer_set = 'all' OR EXISTS (       -- time-domain layers of enabled sets only (mvmdb.db.layersets.active_sql)
           SELECT 1 FROM layer_set AS c
           WHERE c.enabled AND c.name = l.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)))
     GROUP BY l.sky_cell_id, m.exposure_id        -- one line per exposure and sky cell

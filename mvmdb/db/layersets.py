@@ -37,7 +37,7 @@ from mvmdb.db.predicates import NOT_EXCLUDED
 __all__ = [
     "DAY_SQL", "KEYS_SQL", "ACTIVE_SQL", "active_sql", "derived_name_sql", "S_GROUP", "LayerSetConfig",
     "SyncResult", "LayerSetSummary", "upsert", "set_enabled", "configs", "resync", "sync", "resync_auto_epochs",
-    "summaries", "sql_keys",
+    "summaries", "sql_keys", "covers_sql",
 ]
 
 DAY_SQL = "coalesce(e.date_obs, DATE '1858-11-17' + CAST(floor(e.expstart) AS integer))"
@@ -56,11 +56,17 @@ WHERE c.name = 'epochs' AND {DAY_SQL} BETWEEN to_date(left(r, 8), 'YYYYMMDD') AN
 """The layer keys of exposure ``e`` in the set of ``layer_set`` row ``c`` (a LATERAL subquery)."""
 
 
+def covers_sql(entry: str, sky_cell_id: str) -> str:
+    """SQL true where ``layer_set`` row ``entry`` applies to the sky cell whose id is the SQL
+    expression ``sky_cell_id``: an entry of scope ``catalog`` (no sky cell) or of that sky cell."""
+    return f"({entry}.sky_cell_id IS NULL OR {entry}.sky_cell_id = {sky_cell_id})"
+
+
 def active_sql(alias: str) -> str:
     """SQL true for a layer ``alias`` that is planned and drawn: set ``all``, or an enabled entry of its set applies."""
     return f"""({alias}.layer_set = 'all' OR EXISTS (
     SELECT 1 FROM layer_set AS c
-    WHERE c.enabled AND c.name = {alias}.layer_set AND (c.sky_cell_id IS NULL OR c.sky_cell_id = {alias}.sky_cell_id)))"""
+    WHERE c.enabled AND c.name = {alias}.layer_set AND {covers_sql("c", f"{alias}.sky_cell_id")}))"""
 
 
 ACTIVE_SQL = active_sql("l")
@@ -154,7 +160,7 @@ FROM {S_GROUP} AS g
 JOIN layer AS l ON l.id = g.layer_id
 JOIN layer_member AS m ON m.layer_id = l.id
 JOIN exposure AS e ON e.id = m.exposure_id
-JOIN layer_set AS c ON c.enabled AND c.name = %(name)s AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)
+JOIN layer_set AS c ON c.enabled AND c.name = %(name)s AND {covers_sql("c", "l.sky_cell_id")}
 CROSS JOIN LATERAL ({KEYS_SQL}) AS k (key)
 WHERE {NOT_EXCLUDED}
 """
@@ -166,7 +172,7 @@ WITH cut AS (
     FROM {S_GROUP} AS g
     JOIN layer AS l ON l.id = g.layer_id
     JOIN layer_set AS c ON c.enabled AND c.name = 'epochs' AND c.gap_days IS NOT NULL
-                       AND (c.sky_cell_id IS NULL OR c.sky_cell_id = l.sky_cell_id)
+                       AND {covers_sql("c", "l.sky_cell_id")}
     JOIN layer_member AS m ON m.layer_id = l.id
     JOIN exposure AS e ON e.id = m.exposure_id
     WHERE e.expstart IS NOT NULL
@@ -285,7 +291,7 @@ SELECT c.name, c.scope, c.enabled, c.gap_days, c.ranges,
        count(m.exposure_id) AS n_members, count(m.exposure_id) FILTER (WHERE m.status = 'NEW') AS n_new,
        c.changed_at
 FROM layer_set AS c
-LEFT JOIN layer AS l ON l.layer_set = c.name AND (c.sky_cell_id IS NULL OR l.sky_cell_id = c.sky_cell_id)
+LEFT JOIN layer AS l ON l.layer_set = c.name AND {covers_sql("c", "l.sky_cell_id")}
 LEFT JOIN product AS p ON p.layer_id = l.id
 LEFT JOIN layer_member AS m ON m.layer_id = l.id
 GROUP BY c.id

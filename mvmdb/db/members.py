@@ -124,7 +124,7 @@ SELECT DISTINCT m.ipppssoot, m.filetype, m.sky_cell_id, m.instrument, m.detector
        {layersets.derived_name_sql("m.name", "k.key")}, c.name, k.key
 FROM {S_MEMBER.name} m
 JOIN exposure e ON e.ipppssoot = m.ipppssoot AND e.filetype = m.filetype
-JOIN layer_set c ON c.enabled AND (c.sky_cell_id IS NULL OR c.sky_cell_id = m.sky_cell_id)
+JOIN layer_set c ON c.enabled AND {layersets.covers_sql("c", "m.sky_cell_id")}
 CROSS JOIN LATERAL ({layersets.KEYS_SQL}) AS k (key)
 WHERE m.layer_set = 'all'
 """
