@@ -299,7 +299,7 @@ def test_bad_inputs_are_recorded_and_the_rest_goes_on(engine, tmp_path):
         assert res[name].status == "error" and text in res[name].reason, (name, res[name].reason)
     assert res["ib3y01c6q_flt.fits"].status == "ingested"
     assert summary.exit_code == 2
-    with sa.create_engine(engine.url).connect() as conn:
+    with engine.connect() as conn:
         errors = dict(conn.execute(sa.text("SELECT path, reason FROM ingest_error")).all())
     assert {os.path.basename(p) for p in errors} >= set(expected)
     assert set(exposure_rows(engine)) <= {"ib3y01c6q_flt", "ib3y01d3q_flt"}  # nothing half-written
