@@ -34,12 +34,14 @@ ORDER BY n_exposures DESC, projection_cell_id
 LIMIT :limit;
 
 -- name: exposures-at-pixel
--- Usable exposures whose HEALPix cover holds :pixel = healpy.ang2pix(2**29, ra, dec, nest=True, lonlat=True).
+-- Usable exposures (not excluded by ingest, the operator or mvm qa) whose HEALPix cover holds
+-- :pixel = healpy.ang2pix(2**29, ra, dec, nest=True, lonlat=True).
 SELECT DISTINCT e.id, e.ipppssoot, e.instrument, e.detector, e.filter, e.exptime, e.date_obs
 FROM chip_hpx AS h
 JOIN chip AS c ON c.id = h.chip_id
 JOIN exposure AS e ON e.id = c.exposure_id
 WHERE h.hpx @> CAST(:pixel AS bigint) AND e.excluded_reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
 ORDER BY e.id;
 
 -- name: exposures-in-ranges
@@ -50,6 +52,7 @@ JOIN chip_hpx AS h ON h.hpx && int8range(q.lo, q.hi)
 JOIN chip AS c ON c.id = h.chip_id
 JOIN exposure AS e ON e.id = c.exposure_id
 WHERE e.excluded_reason IS NULL
+  AND NOT EXISTS (SELECT 1 FROM exposure_exclusion AS x WHERE x.ipppssoot = e.ipppssoot)
 ORDER BY e.id;
 
 -- name: exposures-at-pixel-between

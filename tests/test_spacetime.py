@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from mvmdb.cli.main import cli
+from mvmdb.db.coverage import exposure_ranges
 from mvmdb.db.spacetime import range_chunks, span_summary
 from mvmdb.exclusion import exclude
 from mvmdb.fitsio.moc import read_stmoc
@@ -175,3 +176,24 @@ def test_filter_and_orders(catalog, engine, tmp_path):
     for e in catalog.usable:
         mid = (e["expstart"] + e["expend"]) / 2
         assert observed(stmoc, e["ra"], e["dec"], mid, mid).item() is (e in acs), e["ipppssoot"]
+
+
+def test_position_searches_and_maps_without_dates_leave_out_every_exclusion(catalog, engine):
+    """Without --from/--to, the position and cone searches, the cookbook's exposures-at-pixel and the
+    coverage maps (MOC, HEALPix) count the same usable exposures as the space-time queries."""
+    usable = {e["id"] for e in catalog.usable}
+    at_pixel = re.search(r"^-- name: exposures-at-pixel\n(?:--[^\n]*\n)+(.*?);", COOKBOOK.read_text(),
+                         flags=re.MULTILINE | re.DOTALL).group(1)
+    for i in sorted(catalog.excluded):
+        x = catalog.exposures[i]
+        for extra in ([], ["--radius", "0.01"]):
+            rows = json.loads(catalog.run("coverage", "--ra", repr(x["ra"]), "--dec", repr(x["dec"]), *extra,
+                                          "--json").stdout)
+            ids = {r["exposure_id"] for r in rows}
+            assert ids and ids <= usable, (x["ipppssoot"], extra, ids)  # its visit's other exposures, not it
+            if not extra:  # the cookbook tests the HEALPix cover, which holds the exact answer
+                with engine.connect() as conn:
+                    cover = {r.id for r in conn.execute(sa.text(at_pixel), {"pixel": point_index(x["ra"], x["dec"])})}
+                assert ids <= cover <= usable
+    _, ids, _ = exposure_ranges(engine, 64)
+    assert set(ids.tolist()) == usable

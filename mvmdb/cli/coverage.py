@@ -30,7 +30,8 @@ def _keys(keys: tuple[str, ...]) -> str:
 
 HELP = f"""What the catalog covers: areas per filter, layers of a sky cell, exposures at a position.
 
-Exposures with an exclusion reason are left out of areas and position searches.
+Position searches list usable exposures only: none excluded by ingest, the operator
+or mvm qa. Areas leave out those excluded by ingest.
 
 \b
 With no selection: one row per instrument/detector/filter (view v_filter_area);
@@ -45,8 +46,8 @@ With --ra/--dec: exposures whose chip footprint contains the position; with --ra
 too, exposures with a chip within RADIUS degrees. By start time. Keys:
   {_keys(EXPOSURE_KEYS)}
 With --ra/--dec and --from/--to: what HST saw there between two times: the exposures
-whose [EXPSTART, EXPEND] meets [FROM, TO], also leaving out those excluded by the
-operator or mvm qa. Keys: the same plus expstart_mjd, expend_mjd (MJD UTC).
+whose [EXPSTART, EXPEND] meets [FROM, TO]. Keys: the same plus expstart_mjd,
+expend_mjd (MJD UTC).
 FROM/TO (UTC): an MJD (55630.25), a year (2011), a date (2011-03-14) or a date and
 time (2011-03-14T06:30:00); a year or date as TO takes in all of it. Without --from:
 from the start; without --to: until now.

@@ -7,8 +7,9 @@ candidate chips through the SP-GiST index on ``chip_hpx.hpx`` (``@>`` a pixel, `
 range), then refine exactly against the stored chip polygons.
 
 Rows are plain dicts whose keys are the tuples below (the CLI's ``--json`` keys).
-Units: degrees, seconds, deg²; dates are ISO ``datetime.date``. Exposures with an
-``excluded_reason`` are never returned as coverage.
+Units: degrees, seconds, deg²; dates are ISO ``datetime.date``. Only usable exposures
+(:data:`USABLE`) count as coverage: none with an ingest ``excluded_reason``, none excluded
+by the operator or ``mvm qa``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from mvmdb.db.predicates import NOT_EXCLUDED  # the one test of exposure_exclusion, as memberships use it
+from mvmdb.db.predicates import NOT_EXCLUDED, filter_matches, filter_param  # shared with memberships, spacetime
 from mvmdb.sky.coverage_maps import order_of_nside
 from mvmdb.sky.healpix import (
     as_ranges,
@@ -81,14 +82,6 @@ EXPOSURE_KEYS = (
     "proposid",
 )
 
-_FILTER = "(CAST(:filter AS text) IS NULL OR {column} = CAST(:filter AS text))"
-
-
-def _filter(value: str | None) -> str | None:
-    """Filters are stored normalized, lower case."""
-    return value.strip().lower() if value else None
-
-
 def _rows(engine: sa.Engine, sql: str, keys: Sequence[str], **params: Any) -> list[Row]:
     with engine.connect() as conn:
         result = conn.execute(sa.text(sql), params)
@@ -99,10 +92,10 @@ def filter_areas(engine: sa.Engine, *, filter: str | None = None) -> list[Row]:
     """``v_filter_area`` rows (keys :data:`FILTER_AREA_KEYS`), by instrument, detector, filter."""
     sql = f"""
         SELECT * FROM v_filter_area
-        WHERE {_FILTER.format(column="filter")}
+        WHERE {filter_matches("filter")}
         ORDER BY instrument, detector, filter
     """
-    return _rows(engine, sql, FILTER_AREA_KEYS, filter=_filter(filter))
+    return _rows(engine, sql, FILTER_AREA_KEYS, filter=filter_param(filter))
 
 
 def layer_coverage(engine: sa.Engine, *, sky_cell: str | None = None, filter: str | None = None) -> list[Row]:
@@ -110,10 +103,10 @@ def layer_coverage(engine: sa.Engine, *, sky_cell: str | None = None, filter: st
     sql = f"""
         SELECT * FROM v_layer_coverage
         WHERE (CAST(:sky_cell AS text) IS NULL OR sky_cell_name = CAST(:sky_cell AS text))
-          AND {_FILTER.format(column="filter")}
+          AND {filter_matches("filter")}
         ORDER BY sky_cell_name, instrument, detector, filter, scale
     """
-    return _rows(engine, sql, LAYER_KEYS, sky_cell=sky_cell, filter=_filter(filter))
+    return _rows(engine, sql, LAYER_KEYS, sky_cell=sky_cell, filter=filter_param(filter))
 
 
 def projection_cell_coverage(engine: sa.Engine) -> list[Row]:
@@ -128,6 +121,11 @@ def sky_cell_exists(engine: sa.Engine, name: str) -> bool:
         return conn.execute(sa.text("SELECT 1 FROM sky_cell WHERE name = :name"), {"name": name}).first() is not None
 
 
+USABLE = f"e.excluded_reason IS NULL AND {NOT_EXCLUDED}"
+"""SQL test on ``exposure AS e`` of the position and space-time searches: kept by ingest and not
+excluded by the operator or ``mvm qa`` (what would be drizzled)."""
+
+
 _CANDIDATE_CHIPS = f"""
     SELECT DISTINCT ON (c.id)
         c.id AS chip_id, c.ra_deg AS chip_ra_deg, c.dec_deg AS chip_dec_deg,
@@ -138,14 +136,10 @@ _CANDIDATE_CHIPS = f"""
     {{match}}
     JOIN chip AS c ON c.id = h.chip_id
     JOIN exposure AS e ON e.id = c.exposure_id
-    WHERE {{where}} e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+    WHERE {{where}} {USABLE} AND {filter_matches("e.filter")}
     ORDER BY c.id
 """
 
-
-USABLE = f"e.excluded_reason IS NULL AND {NOT_EXCLUDED}"
-"""SQL test on ``exposure AS e`` of the space-time queries: kept by ingest and not excluded by the
-operator or ``mvm qa`` (what would be drizzled; the plain position searches test ``excluded_reason`` only)."""
 
 TIMED_EXPOSURE_KEYS = (*EXPOSURE_KEYS, "expstart_mjd", "expend_mjd")
 """Keys of position searches given ``between``: :data:`EXPOSURE_KEYS` plus start and end, MJD UTC."""
@@ -158,7 +152,7 @@ def _between(between: tuple[float, float] | None) -> tuple[str, dict[str, float]
     mjd_from, mjd_to = (float(t) for t in between)
     if mjd_from > mjd_to:
         raise ValueError(f"MJD {mjd_from} is after MJD {mjd_to}")
-    where = f"e.expstart <= CAST(:mjd_to AS float8) AND e.expend >= CAST(:mjd_from AS float8) AND {USABLE} AND"
+    where = "e.expstart <= CAST(:mjd_to AS float8) AND e.expend >= CAST(:mjd_from AS float8) AND"
     return where, {"mjd_from": mjd_from, "mjd_to": mjd_to}, TIMED_EXPOSURE_KEYS
 
 
@@ -180,13 +174,13 @@ def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: st
     Candidates: chips whose order-29 ranges contain the position's pixel
     (``hpx @> pixel``); then the exact point-in-polygon test on the chip footprint.
     ``between``: ``(mjd_from, mjd_to)`` MJD UTC, closed: only exposures whose
-    ``[expstart, expend]`` meets it, usable in the sense of :data:`USABLE`; the rows then
-    have :data:`TIMED_EXPOSURE_KEYS`.
+    ``[expstart, expend]`` meets it; the rows then have :data:`TIMED_EXPOSURE_KEYS`.
+    Usable: :data:`USABLE`, with or without ``between``.
     """
     when, params, keys = _between(between)
     sql = _CANDIDATE_CHIPS.format(match="", where=f"h.hpx @> CAST(:pixel AS bigint) AND {when}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": _filter(filter), **params})
+        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": filter_param(filter), **params})
         rows = rows.mappings().all()
     return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg), keys)
 
@@ -205,7 +199,7 @@ def exposures_in_cone(
     when, params, keys = _between(between)
     ranges = cone_ranges(ra_deg, dec_deg, radius_deg)
     match = "JOIN unnest(CAST(:lo AS bigint[]), CAST(:hi AS bigint[])) AS q(lo, hi) ON h.hpx && int8range(q.lo, q.hi)"
-    params.update(lo=ranges[:, 0].tolist(), hi=ranges[:, 1].tolist(), filter=_filter(filter))
+    params.update(lo=ranges[:, 0].tolist(), hi=ranges[:, 1].tolist(), filter=filter_param(filter))
     with engine.connect() as conn:
         rows = conn.execute(sa.text(_CANDIDATE_CHIPS.format(match=match, where=when)), params).mappings().all()
     return _refined(
@@ -222,12 +216,12 @@ def coverage_ranges(engine: sa.Engine, *, filter: str | None = None) -> NDArray[
             FROM chip_hpx AS h
             JOIN chip AS c ON c.id = h.chip_id
             JOIN exposure AS e ON e.id = c.exposure_id
-            WHERE e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+            WHERE {USABLE} AND {filter_matches("e.filter")}
         ) AS u, unnest(u.covered) AS r
         ORDER BY lo
     """
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"filter": _filter(filter)}).all()
+        rows = conn.execute(sa.text(sql), {"filter": filter_param(filter)}).all()
     return as_ranges(rows)
 
 
@@ -255,12 +249,12 @@ def exposure_ranges(
             FROM chip_hpx AS h
             JOIN chip AS c ON c.id = h.chip_id
             JOIN exposure AS e ON e.id = c.exposure_id
-            WHERE e.excluded_reason IS NULL AND {_FILTER.format(column="e.filter")}
+            WHERE {USABLE} AND {filter_matches("e.filter")}
             GROUP BY e.id
         ) AS x, unnest(x.covered) AS r
     """
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"shift": shift, "filter": _filter(filter)}).all()
+        rows = conn.execute(sa.text(sql), {"shift": shift, "filter": filter_param(filter)}).all()
     ids = np.array([r.exposure_id for r in rows], dtype=np.int64)
     exptimes = np.array([r.exptime for r in rows], dtype=np.float64)
     return as_ranges([(r.lo, r.hi) for r in rows]), ids, exptimes

@@ -21,14 +21,14 @@ import numpy as np
 import sqlalchemy as sa
 from numpy.typing import NDArray
 
-from mvmdb.db.coverage import _FILTER as _FILTER_ON
-from mvmdb.db.coverage import USABLE, WIDENED, Row, _filter, exposures_at, exposures_in_cone
+from mvmdb.db.coverage import USABLE, WIDENED, Row, exposures_at, exposures_in_cone
+from mvmdb.db.predicates import filter_matches, filter_param
 from mvmdb.sky.healpix import MAX_ORDER, order_shift
 
 __all__ = ["CHUNK_ROWS", "RangeChunk", "SpanSummary", "range_chunks", "span_summary", "exposures_seen_between"]
 
 _TIMED = "e.expstart IS NOT NULL AND e.expend IS NOT NULL"
-_FILTER = _FILTER_ON.format(column="e.filter")
+_FILTER = filter_matches("e.filter")
 
 CHUNK_ROWS = 200_000
 """Rows per chunk of :func:`range_chunks` (each 40 bytes in numpy)."""
@@ -79,7 +79,7 @@ def range_chunks(conn: sa.Connection, *, space_order: int = MAX_ORDER, filter: s
     exposure id then ``lo``. An exposure may straddle two chunks. Server-side cursor: memory
     stays at one chunk whatever the catalog size. ``filter``: only that filter (case-insensitive).
     """
-    params = {"shift": order_shift(space_order), "filter": _filter(filter)}
+    params = {"shift": order_shift(space_order), "filter": filter_param(filter)}
     result = conn.execution_options(stream_results=True).execute(sa.text(_RANGES), params)
     for rows in result.partitions(chunk_rows):
         table = np.fromiter(map(tuple, rows), dtype=_CHUNK_DTYPE, count=len(rows))
@@ -95,7 +95,7 @@ def span_summary(conn: sa.Connection, *, filter: str | None = None) -> SpanSumma
         WHERE {USABLE} AND {_TIMED} AND {_FILTER}
           AND EXISTS (SELECT 1 FROM chip_hpx AS h WHERE h.chip_id = c.id)
     """
-    row = conn.execute(sa.text(sql), {"filter": _filter(filter)}).one()
+    row = conn.execute(sa.text(sql), {"filter": filter_param(filter)}).one()
     return SpanSummary(int(row.n_exposures), int(row.n_chips), row.first_mjd, row.last_mjd)
 
 
