@@ -15,7 +15,8 @@ reused by every later layer (tasks go out largest first, :mod:`mvmdb.process.ord
 The memory stays with the process between layers: at most about 12 bytes per pixel of the
 largest window drawn (SCI, WHT and the scratch; 0.8 GB for a layer of
 :data:`mvmdb.process.draw.IN_MEMORY_MAX_PIXELS`, 4096^2 tiles beyond), which is the peak a
-layer needed anyway.
+layer needed anyway. A process that runs out of work gives it back: ``mvm worker`` calls
+:func:`release_process_arena` when the queue has no job for it.
 
 A view is valid until the next :meth:`Arena.take` of the same role: the caller consumes a
 layer's arrays before asking again (:func:`mvmdb.process.draw.draw_layer` writes the product
@@ -28,7 +29,7 @@ import mmap
 
 import numpy as np
 
-__all__ = ["Arena", "SCRATCH", "process_arena"]
+__all__ = ["Arena", "SCRATCH", "process_arena", "release_process_arena"]
 
 SCRATCH = "scratch"
 """Role of short-lived work memory, dead once its user returns: drizzle's context window until
@@ -85,3 +86,16 @@ def process_arena() -> Arena:
     if _PROCESS_ARENA is None:
         _PROCESS_ARENA = Arena()
     return _PROCESS_ARENA
+
+
+def release_process_arena() -> int:
+    """Hand this process's arena memory back to the system; returns the bytes it held.
+
+    For a process about to idle (a worker finding the queue empty): the next layer faults
+    its pages in again. Call it only when no view of the arena is in use.
+    """
+    if _PROCESS_ARENA is None:
+        return 0
+    held = _PROCESS_ARENA.nbytes
+    _PROCESS_ARENA.clear()
+    return held

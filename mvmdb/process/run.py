@@ -45,6 +45,7 @@ from mvmdb.db import jobs
 from mvmdb.db.engine import make_engine
 from mvmdb.errors import MvmdbError
 from mvmdb.process import queue
+from mvmdb.process.arena import release_process_arena
 from mvmdb.process.direct import DIRECT_NOTE, busy_results, catalog_match, process_poller_direct
 from mvmdb.process.draw import DrawOptions
 from mvmdb.process.job import LayerResult, process_job
@@ -621,6 +622,9 @@ def run_worker(
                 continue
             if once or (idle_exit is not None and time.monotonic() - last_work >= idle_exit):
                 break
+            released = release_process_arena()  # idle: no reason to keep the last layer's window
+            if released:
+                log.info("worker %s: queue empty; released %.0f MB of drawing memory", worker, released / 1e6)
             time.sleep(poll_interval if idle_exit is None else min(poll_interval, max(0.05, idle_exit / 10)))
     except (WorkerStop, KeyboardInterrupt):
         log.warning("worker %s stopping on signal", worker)

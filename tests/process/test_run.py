@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from mvmdb.process import queue, run
+from mvmdb.process.arena import process_arena
 from mvmdb.process.direct import DIRECT_NOTE
 from mvmdb.process.job import JSON_KEYS
 from mvmdb.sky.grid import SkyCell
@@ -127,8 +128,10 @@ def test_run_worker_once_and_idle_exit(engine, tmp_path):
     got: list[run.TaskOutcome] = []
     assert run.run_worker(engine, tmp_path / "products", once=True, on_outcome=got.append, worker="w-once") == 1
     assert [j.state for j in _jobs(engine)] == ["done", "queued", "queued"]
+    assert process_arena().nbytes > 0  # the drawing memory stays for the next job ...
     n = run.run_worker(engine, tmp_path / "products", idle_exit=0.3, poll_interval=0.05, on_outcome=got.append)
     assert n == 2 and len(got) == 3
+    assert process_arena().nbytes == 0  # ... and goes back once the queue is empty
     assert {j.state for j in _jobs(engine)} == {"done"} and _jobs(engine)[0].worker == "w-once"
     assert run.run_worker(engine, tmp_path / "products", once=True) == 0
 
