@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -73,6 +74,23 @@ class DatabaseFactory:
 
     def drop(self, url: URL) -> None:
         drop_database(self._admin_engine, url.database)
+
+    def sessions(self, url: URL, *, wait_s: float = 30.0) -> list[str]:
+        """The sessions still connected to ``url``'s database, one line each (pid, application, state, query).
+
+        A client that closed its connection leaves ``pg_stat_activity`` as soon as its server
+        process exits; this waits up to ``wait_s`` seconds for that, so only connections still
+        open are listed (a test that leaked one: its owner forgot ``close()`` or ``dispose()``).
+        """
+        sql = sa.text("SELECT pid, application_name, state, left(query, 80) AS query "
+                      "FROM pg_stat_activity WHERE datname = :name AND pid <> pg_backend_pid()")
+        deadline = time.monotonic() + wait_s
+        while True:
+            with self._admin_engine.connect() as conn:
+                rows = conn.execute(sql, {"name": url.database}).all()
+            if not rows or time.monotonic() >= deadline:
+                return [f"pid {r.pid} {r.application_name or '-'} {r.state}: {r.query}" for r in rows]
+            time.sleep(0.05)
 
     def close(self) -> None:
         drop_database(self._admin_engine, self.template)
