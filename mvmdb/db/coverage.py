@@ -180,7 +180,8 @@ def exposures_at(engine: sa.Engine, ra_deg: float, dec_deg: float, *, filter: st
     when, params, keys = _between(between)
     sql = _CANDIDATE_CHIPS.format(match="", where=f"h.hpx @> CAST(:pixel AS bigint) AND {when}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"pixel": point_index(ra_deg, dec_deg), "filter": filter_param(filter), **params})
+        params.update(pixel=point_index(ra_deg, dec_deg), filter=filter_param(filter))
+        rows = conn.execute(sa.text(sql), params)
         rows = rows.mappings().all()
     return _refined(rows, lambda r: polygon_contains(r["chip_ra_deg"], r["chip_dec_deg"], ra_deg, dec_deg), keys)
 
