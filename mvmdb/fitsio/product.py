@@ -368,13 +368,16 @@ def _hdrtab_bytes(rows: list[Mapping]) -> bytes:
 _EXCLUDE = (0x3A, 0x3B, 0x3C, 0x3D, 0x3E, 0x3F, 0x40, 0x5B, 0x5C, 0x5D, 0x5E, 0x5F, 0x60)
 
 
+def _fold(total: int) -> int:
+    """A sum of 32-bit words folded to 32 bits with end-around carry (ones' complement)."""
+    while total >> 32:
+        total = (total & 0xFFFFFFFF) + (total >> 32)
+    return total
+
+
 def ones_sum(data, sum32: int = 0) -> int:
     """32-bit ones' complement sum of big-endian words (FITS checksum convention); ``len(data) % 4 == 0``."""
-    words = np.frombuffer(data, dtype=">u4")
-    s = int(sum32) + int(words.sum(dtype=np.uint64))
-    while s >> 32:
-        s = (s & 0xFFFFFFFF) + (s >> 32)
-    return s
+    return _fold(int(sum32) + int(np.frombuffer(data, dtype=">u4").sum(dtype=np.uint64)))
 
 
 def checksum_string(value: int) -> str:
@@ -456,41 +459,26 @@ def _native_words_sum(a: np.ndarray, first: int) -> int:
     return (int(u[high::2].sum(dtype=np.uint64)) << 16) + int(u[1 - high::2].sum(dtype=np.uint64))
 
 
-def _fold(total: int) -> int:
-    """A sum of 32-bit words folded to 32 bits with end-around carry (ones' complement)."""
-    while total >> 32:
-        total = (total & 0xFFFFFFFF) + (total >> 32)
-    return total
-
-
 def _data_bytes(images) -> int:
     """Bytes of the image data units ``[(name, source, dtype)]``."""
     return sum(int(np.prod(_source_shape_dtype(src)[0])) * np.dtype(dt).itemsize for _, src, dt in images)
 
 
 def _image_data_sum(extname: str, src, target_dtype, block_rows: int) -> int:
-    """``DATASUM`` of image ``src`` stored as big-endian ``target_dtype`` (the padding adds nothing),
-    read block by block; checks that the source delivers exactly its shape's pixels."""
+    """``DATASUM`` of image ``src`` stored as big-endian ``target_dtype`` (item size 2, 4 or 8; the
+    padding adds nothing), read block by block; checks that the source delivers exactly its shape's
+    pixels."""
     shape, _ = _source_shape_dtype(src)
     native = np.dtype(target_dtype).newbyteorder("=")
     expected = int(np.prod(shape))
     total = seen = 0
-    tail = b""  # 1-byte types: bytes of an unfinished word
     for block in _iter_blocks(src, block_rows):
         if seen + block.size > expected:
             raise ValueError(f"{extname}: source delivered more than {expected} pixels")
-        if native.itemsize == 1:
-            raw = tail + np.ascontiguousarray(block, dtype=native).tobytes()
-            cut = len(raw) // 4 * 4
-            total += ones_sum(raw[:cut])
-            tail = raw[cut:]
-        else:
-            total += _native_words_sum(np.ascontiguousarray(block, dtype=native), seen)
+        total += _native_words_sum(np.ascontiguousarray(block, dtype=native), seen)
         seen += block.size
     if seen != expected:
         raise ValueError(f"{extname}: source delivered {seen} of {expected} pixels")
-    if tail:
-        total += ones_sum(tail + b"\0" * (4 - len(tail)))
     return _fold(total)
 
 
